@@ -1,0 +1,155 @@
+"""Greedy generation in the gpt-fast style: ``prefill`` and ``decode_step`` over our own KV cache.
+
+Host syncs: none per decode step while EOS is masked (``min_new_tokens`` not reached) and
+``no_repeat_ngram_size`` is 0; otherwise one per step (the EOS check, like transformers' stopping
+criteria; the n-gram ban needs the ids on the host). Tokens stay on the device until the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.models.deepseek_ocr.common import Ranges, null_ranges
+from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
+from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
+from llm_perf_opt.models.deepseek_ocr.preprocess import ModelInputs
+
+OFFICIAL_NO_REPEAT_NGRAM_SIZE = 20
+"""The HF ``infer()`` default (35 in its eval mode); our default is 0 (off) for timing runs."""
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    tokens: torch.Tensor
+    """[B, N] int64 on the CPU: generated ids, the first from prefill; rows that stopped early
+    are padded with EOS."""
+    prompt_len: int
+    """Prompt length T (text + image slots) of every row."""
+    cache_len: int
+    """Positions held in the KV cache at the end: T + N − 1 (the last token is never fed back)."""
+    kv_cache_bytes: int
+    """Bytes held by used cache positions: 2·layers·kv_heads·head_dim·dtype bytes·B·cache_len."""
+
+    @property
+    def num_new_tokens(self) -> int:
+        return self.tokens.shape[1]
+
+
+def new_cache(model: DeepseekOCRForCausalLM, batch: int, max_len: int) -> KVCache:
+    return KVCache.for_decoder(model.spec.decoder, batch=batch, max_len=max_len, device=model.device, dtype=model.dtype)
+
+
+@torch.inference_mode()
+def prefill(
+    model: DeepseekOCRForCausalLM, inputs: ModelInputs, cache: KVCache, ranges: Ranges = null_ranges
+) -> torch.Tensor:
+    """Encode the pages and run the prompt through the decoder, filling ``cache``.
+
+    Returns the last position's logits [B, V]. ``ranges`` receives "vision" (with "sam", "clip",
+    "projector" inside) from :meth:`DeepseekOCRForCausalLM.encode_images`.
+    """
+    image_embeds = model.encode_images(inputs.pages, ranges)
+    logits = model(
+        inputs.input_ids, image_embeds=image_embeds, image_mask=inputs.image_mask, cache=cache, last_only=True
+    )
+    return logits[:, -1]
+
+
+@torch.inference_mode()
+def decode_step(model: DeepseekOCRForCausalLM, token_ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """Feed one token per row (ids [B] or [B, 1]) at the cache's next position; logits [B, V]."""
+    return model(token_ids.reshape(cache.batch, 1), cache=cache, last_only=True)[:, -1]
+
+
+class _NgramBan:
+    """no_repeat_ngram_size: ban a token that would repeat an n-gram already in the sequence.
+
+    Same rule as transformers' NoRepeatNGramLogitsProcessor over prompt + generated ids: for each
+    row, the last n−1 ids are looked up among earlier (n−1)-grams and their followers are banned.
+    """
+
+    def __init__(self, n: int, prompt: torch.Tensor) -> None:
+        self.n = n
+        self.seqs = [row.tolist() for row in prompt]
+        self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in self.seqs]
+        for seq, seen in zip(self.seqs, self.seen, strict=True):
+            for i in range(len(seq) - n + 1):
+                seen.setdefault(tuple(seq[i : i + n - 1]), set()).add(seq[i + n - 1])
+
+    def apply_(self, logits: torch.Tensor) -> None:
+        for row, (seq, seen) in enumerate(zip(self.seqs, self.seen, strict=True)):
+            if len(seq) >= self.n - 1:
+                banned = seen.get(tuple(seq[len(seq) - self.n + 1 :]), ())
+                if banned:
+                    logits[row, list(banned)] = float("-inf")
+
+    def push(self, tokens: torch.Tensor) -> None:
+        for seq, seen, tok in zip(self.seqs, self.seen, tokens.tolist(), strict=True):
+            seq.append(tok)
+            if len(seq) >= self.n:
+                seen.setdefault(tuple(seq[-self.n : -1]), set()).add(tok)
+
+
+def generate(
+    model: DeepseekOCRForCausalLM,
+    inputs: ModelInputs,
+    *,
+    max_new_tokens: int,
+    min_new_tokens: int | None = None,
+    no_repeat_ngram_size: int = 0,
+    ranges: Ranges = null_ranges,
+) -> GenerationResult:
+    """Greedy decoding of up to ``max_new_tokens`` ids per row (the first one from prefill).
+
+    EOS is masked until ``min_new_tokens`` ids exist, so random weights generate exactly N with
+    min = max = N. ``ranges`` gets "prefill" (vision included, up to the first token) and then
+    "decode" (all remaining steps).
+    """
+    if max_new_tokens < 0:
+        raise UserError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
+    if no_repeat_ngram_size < 0:
+        raise UserError(f"no_repeat_ngram_size must be ≥ 0, got {no_repeat_ngram_size}")
+    min_new = min(min_new_tokens or 0, max_new_tokens)
+    eos = model.spec.eos_token_id
+    batch, prompt_len = inputs.batch_size, inputs.prompt_len
+    cache = new_cache(model, batch, prompt_len + max(max_new_tokens - 1, 0))
+    ban = _NgramBan(no_repeat_ngram_size, inputs.input_ids) if no_repeat_ngram_size > 0 else None
+
+    with torch.inference_mode():
+        out = torch.full((batch, max_new_tokens), eos, dtype=torch.long, device=model.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
+        produced = 0
+
+        def pick(logits: torch.Tensor) -> torch.Tensor:
+            """Greedy next ids [B]; records them and updates ``finished`` on the device."""
+            nonlocal finished
+            if produced < min_new:
+                logits[:, eos] = float("-inf")
+            if ban is not None:
+                ban.apply_(logits)
+            ids = logits.argmax(dim=-1)
+            if produced >= min_new:  # EOS possible: rows that already ended keep emitting EOS
+                ids = torch.where(finished, eos, ids)
+                finished = finished | (ids == eos)
+            if ban is not None:
+                ban.push(ids)
+            out[:, produced] = ids
+            return ids
+
+        with ranges("prefill"):
+            logits = prefill(model, inputs, cache, ranges)
+            ids = pick(logits) if max_new_tokens > 0 else logits.argmax(dim=-1)
+            produced = min(max_new_tokens, 1)
+        with ranges("decode"):
+            while produced < max_new_tokens:
+                if produced > min_new and bool(finished.all()):  # one sync, only once EOS is allowed
+                    break
+                ids = pick(decode_step(model, ids, cache))
+                produced += 1
+        tokens = out[:, :produced].cpu()
+    return GenerationResult(
+        tokens=tokens, prompt_len=prompt_len, cache_len=cache.length, kv_cache_bytes=cache.used_bytes
+    )

@@ -1,0 +1,92 @@
+"""Write every artifact of a run, atomically; also used for incomplete (interrupted) runs.
+
+``<output_dir>/``: ``report.md``, ``operators.md``, ``metrics.json`` (the ``LLMProfileReport``),
+``summary.json`` (its ``LLMProfileReportSummary``), ``stakeholder_summary.md``, ``inputs.yaml``,
+``env.json``, ``assumptions.md``, ``runs.jsonl`` (one raw record per timed run),
+``stage_breakdown.png`` and, with ``--trace``, ``trace.json``. Each file goes to a temporary file
+and is renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llm_perf_opt.contracts.convert import dump, profile_summary
+from llm_perf_opt.data.profile import LLMProfileReport
+from llm_perf_opt.io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_yaml
+from llm_perf_opt.profiling.report_build import build_report, operator_summaries
+from llm_perf_opt.profiling.state import ProfileState
+
+ARTIFACTS: tuple[str, ...] = (
+    "report.md",
+    "operators.md",
+    "metrics.json",
+    "summary.json",
+    "stakeholder_summary.md",
+    "inputs.yaml",
+    "env.json",
+    "assumptions.md",
+    "runs.jsonl",
+    "stage_breakdown.png",
+)
+
+
+def inputs_document(state: ProfileState) -> dict[str, Any]:
+    inputs = state.inputs
+    return {
+        "id": inputs.set_id,
+        "root_dir": str(inputs.root_dir),
+        "synthetic": inputs.synthetic,
+        "count": len(inputs.pages),
+        "images": [
+            {
+                "path": str(p.path),
+                "width": p.width,
+                "height": p.height,
+                "category": p.category,
+                "sha256": p.sha256,
+                "mode": p.source_mode,
+                "bytes": p.file_bytes,
+            }
+            for p in inputs.pages
+        ],
+        "skipped": [{"path": i.path, "problem": i.problem} for i in inputs.skipped],
+        "converted": [{"path": i.path, "problem": i.problem} for i in inputs.converted],
+    }
+
+
+def write_runs(state: ProfileState) -> None:
+    """Rewrite ``runs.jsonl`` with every record so far (atomic; called after each timed run)."""
+    lines = [json.dumps(r.to_json(), allow_nan=False) for r in state.records]
+    atomic_write_text(state.output_dir / "runs.jsonl", "".join(line + "\n" for line in lines))
+
+
+def write_artifacts(state: ProfileState) -> LLMProfileReport | None:
+    """Write all artifacts from the current state; returns the report (None if it could not be built)."""
+    from llm_perf_opt.reporting.profile_assumptions import render_assumptions
+    from llm_perf_opt.reporting.profile_operators import render_operators
+    from llm_perf_opt.reporting.profile_plot import render_stage_breakdown
+    from llm_perf_opt.reporting.profile_report import render_report
+    from llm_perf_opt.reporting.profile_summary import render_stakeholder_summary
+
+    out = state.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_yaml(out / "inputs.yaml", inputs_document(state))
+    atomic_write_json(out / "env.json", state.env)
+    write_runs(state)
+    report: LLMProfileReport | None = None
+    try:
+        report = build_report(state, operator_summaries(state, state.config.top_k), notes="")
+        report.notes = render_stakeholder_summary(state, report)
+    except (ValueError, TypeError) as exc:  # a bug, but never lose the raw runs over it
+        state.warnings.append(f"metrics.json not written: the report failed validation: {exc}")
+    if report is not None:
+        dump(report, out / "metrics.json")
+        dump(profile_summary(report, top_n=state.config.top_k), out / "summary.json")
+        atomic_write_text(out / "stakeholder_summary.md", report.notes)
+    atomic_write_text(out / "operators.md", render_operators(state))
+    atomic_write_text(out / "assumptions.md", render_assumptions(state))
+    atomic_write_bytes(out / "stage_breakdown.png", render_stage_breakdown(state))
+    atomic_write_text(out / "report.md", render_report(state, report))
+    return report

@@ -1,0 +1,140 @@
+"""Stage clocks: CUDA events on a GPU, ``perf_counter`` on CPU, with a synchronize at each boundary.
+
+One :class:`StageClock` times one generation call. :meth:`StageClock.ranges` is a range factory
+(see :mod:`llm_perf_opt.profiling.nvtx_ranges`) that the model's ``generate`` calls at every
+stage boundary. The first time a name opens, the clock synchronizes the device before and after the
+range so no work leaks across stages; a name that opens again in the same call (e.g. one ``decode``
+range per step) is timed with events only, so per-token ranges do not serialize the decode loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from attrs import define, field
+
+
+@define
+class _Mark:
+    event: Any = None
+    seconds: float = 0.0
+
+
+@define(frozen=True)
+class RangeTiming:
+    """All openings of one named range within one call."""
+
+    name: str
+    count: int
+    sum_ms: float
+    """Sum of the durations of every opening."""
+    start_ms: float
+    """First opening, relative to the call's start."""
+    end_ms: float
+    """Last closing, relative to the call's start."""
+
+    @property
+    def span_ms(self) -> float:
+        return self.end_ms - self.start_ms
+
+    def contains(self, other: RangeTiming, slack_ms: float = 1e-3) -> bool:
+        return self.start_ms <= other.start_ms + slack_ms and other.end_ms <= self.end_ms + slack_ms
+
+
+@define
+class StageClock:
+    """Times the named ranges of one call plus the whole call (``start`` … ``stop``)."""
+
+    device: torch.device
+    _marks: list[tuple[str, _Mark, _Mark | None]] = field(factory=list, init=False)
+    _start: _Mark | None = field(default=None, init=False)
+    _stop: _Mark | None = field(default=None, init=False)
+    _seen: set[str] = field(factory=set, init=False)
+
+    @property
+    def uses_cuda_events(self) -> bool:
+        return self.device.type == "cuda"
+
+    def synchronize(self) -> None:
+        if self.uses_cuda_events:
+            torch.cuda.synchronize(self.device)
+
+    def _mark(self) -> _Mark:
+        if self.uses_cuda_events:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return _Mark(event=event)
+        return _Mark(seconds=time.perf_counter())
+
+    def start(self) -> None:
+        """Synchronize, then mark the start of the call."""
+        self.synchronize()
+        self._start = self._mark()
+
+    def stop(self) -> None:
+        """Mark the end of the call, then synchronize (every event has completed afterwards)."""
+        self._stop = self._mark()
+        self.synchronize()
+
+    @contextlib.contextmanager
+    def ranges(self, name: str) -> Iterator[None]:
+        """Range factory: time ``name``; synchronize at its boundaries the first time it opens."""
+        first = name not in self._seen
+        self._seen.add(name)
+        if first:
+            self.synchronize()
+        begin = self._mark()
+        index = len(self._marks)
+        self._marks.append((name, begin, None))
+        try:
+            yield
+        finally:
+            end = self._mark()
+            self._marks[index] = (name, begin, end)
+            if first:
+                self.synchronize()
+
+    def _ms(self, a: _Mark, b: _Mark) -> float:
+        if self.uses_cuda_events:
+            return float(a.event.elapsed_time(b.event))
+        return (b.seconds - a.seconds) * 1000.0
+
+    def total_ms(self) -> float:
+        if self._start is None or self._stop is None:
+            raise RuntimeError("StageClock.total_ms() before start() and stop()")
+        return self._ms(self._start, self._stop)
+
+    def timings(self) -> dict[str, RangeTiming]:
+        """Per range name: count, summed duration, first start and last end (ms from the start)."""
+        if self._start is None or self._stop is None:
+            raise RuntimeError("StageClock.timings() before start() and stop()")
+        out: dict[str, RangeTiming] = {}
+        for name, begin, end in self._marks:
+            if end is None:
+                continue
+            start_ms = self._ms(self._start, begin)
+            end_ms = self._ms(self._start, end)
+            prev = out.get(name)
+            if prev is None:
+                out[name] = RangeTiming(name, 1, end_ms - start_ms, start_ms, end_ms)
+            else:
+                out[name] = RangeTiming(
+                    name, prev.count + 1, prev.sum_ms + end_ms - start_ms, prev.start_ms, max(prev.end_ms, end_ms)
+                )
+        return out
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int | None:
+    """``torch.cuda.max_memory_allocated`` since the last reset; None on CPU (not measured)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return None

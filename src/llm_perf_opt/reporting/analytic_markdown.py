@@ -1,0 +1,261 @@
+"""Markdown of an analytic report: ``report.md`` and one ``layers/<LayerClass>.md`` page per class.
+
+Pure string building from the report (and, for the layer pages, from the layer tree rebuilt
+from ``report.inputs``); no torch, numpy or matplotlib.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from llm_perf_opt.data.analytic_report import AnalyticModelReport
+
+MAX_ROWS_PER_CLASS = 12
+TOP_MODULES = 15
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.1f}"
+        if abs(value) >= 0.01:
+            return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_report_md(report: AnalyticModelReport) -> str:
+    """Stage table, top modules, operator categories, memory, token facts and assumptions."""
+    inp, tok, mem = report.inputs, report.image_tokens, report.memory
+    hw, w = inp.hardware, inp.workload_spec
+    out = [
+        f"# Analytic model: {report.model.model_variant} · {w.profile_id} · {hw.name}",
+        "",
+        f"Report `{report.report_id}` ({report.schema_version}, {report.created_at}). Predicted time of one "
+        f"generation call ({tok.batch_size} page(s), {tok.max_new_tokens} new tokens each): "
+        f"**{report.predicted_total_time_ms:,.1f} ms**; job of {w.num_pages} page(s): "
+        f"{report.predicted_job_time_ms:,.1f} ms.",
+        "",
+        "## Stages",
+        "",
+        "Vision and projector run inside the prefill call of `generate`; they are listed apart here and "
+        "the prefill row is the decoder only, so the rows add up to the total without double counting.",
+        "",
+        table(
+            [
+                "stage",
+                "calls",
+                "tokens",
+                "TFLOP",
+                "executed TFLOP",
+                "non-matmul TFLOP",
+                "GB moved",
+                "kernels",
+                "compute ms",
+                "memory ms",
+                "launch ms",
+                "predicted ms",
+                "bound",
+            ],
+            [
+                [
+                    s.stage,
+                    s.calls,
+                    s.tokens,
+                    s.flops_tflops,
+                    s.executed_tflops,
+                    s.non_matmul_tflops,
+                    s.io_tb * 1e3,
+                    s.kernels,
+                    s.compute_ms,
+                    s.memory_ms,
+                    s.launch_ms,
+                    s.predicted_ms,
+                    s.bound,
+                ]
+                for s in report.stages
+            ],
+        ),
+        "",
+        f"prefill call (vision + projector + prefill): "
+        f"{sum(s.predicted_ms or 0.0 for s in report.stages if s.stage != 'decode'):,.1f} ms.",
+        "",
+        "## Top modules by predicted time",
+        "",
+    ]
+    by_id = {m.module_id: m for m in report.modules}
+    leaves = sorted(
+        (s for s in report.module_metrics if not by_id[s.module_id].children),
+        key=lambda s: s.total_time_ms,
+        reverse=True,
+    )[:TOP_MODULES]
+    out += [
+        table(
+            ["module", "class", "calls", "ms", "share", "TFLOP", "GB moved"],
+            [
+                [
+                    f"`{s.module_id}`",
+                    by_id[s.module_id].qualified_class_name.rsplit(".", 1)[-1],
+                    s.calls,
+                    s.total_time_ms,
+                    s.share_of_model_time,
+                    s.total_flops_tflops,
+                    s.total_io_tb * 1e3,
+                ]
+                for s in leaves
+            ],
+        ),
+        "",
+        "## Operator categories (whole call)",
+        "",
+    ]
+    root = report.module_metrics[0]
+    cats = {c.category_id: c for c in report.operator_categories}
+    out += [
+        table(
+            ["category", "calls", "TFLOP", "share of FLOPs", "GB moved", "runnable-model classes"],
+            [
+                [
+                    cats[o.category_id].display_name,
+                    o.calls,
+                    o.flops_tflops,
+                    o.share_of_module_flops,
+                    o.io_tb * 1e3,
+                    ", ".join(cats[o.category_id].match_classes) or "–",
+                ]
+                for o in root.operator_breakdown
+            ],
+        ),
+        "",
+        "## Memory",
+        "",
+        table(
+            ["weights GB", "KV cache GB", "peak activations GB", "total GB", "device GB", "fits"],
+            [[mem.weights_gb, mem.kv_cache_gb, mem.activations_gb, mem.total_gb, mem.device_memory_gb, mem.fits]],
+        ),
+        "",
+        "## Image tokens and sequence lengths",
+        "",
+        table(
+            [
+                "mode",
+                "page px",
+                "tile grid",
+                "views",
+                "image slots",
+                "features",
+                "prompt",
+                "prefill",
+                "decode steps",
+                "final context",
+                "batch",
+            ],
+            [
+                [
+                    tok.mode,
+                    "x".join(map(str, tok.page_size)) if tok.page_size else "–",
+                    "x".join(map(str, tok.tile_grid)),
+                    ", ".join(f"{n}×{v}px" for v, n in tok.views),
+                    tok.image_tokens,
+                    tok.feature_tokens,
+                    tok.prompt_tokens,
+                    tok.prefill_tokens,
+                    tok.decode_steps,
+                    tok.final_context,
+                    tok.batch_size,
+                ]
+            ],
+        ),
+        "",
+        "## Assumptions",
+        "",
+        *[f"- {a}" for a in report.assumptions],
+        "",
+        "## Layer formulas",
+        "",
+        "One page per layer class in [`layers/`](layers/): its formula, shapes and numbers for this workload.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _doc(cls: type) -> str:
+    return inspect.getdoc(cls) or ""
+
+
+def render_layer_pages(report: AnalyticModelReport) -> dict[str, str]:
+    """``{LayerClass: markdown}`` for every layer class in the report's tree (rebuilt from inputs)."""
+    from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
+    from llm_perf_opt.analytic.report_tree import walk
+
+    inp = report.inputs
+    root = build_root(build_stages(inp.model_spec, inp.workload_spec, inp.precision), inp.precision)
+    rows: dict[type, list[list[Any]]] = {}
+    for v in walk(root):
+        cls = v.layer.kind()
+        c = v.layer.cost()
+        shapes = ", ".join(f"{k}={_short(val)}" for k, val in v.layer.shapes().items())
+        rows.setdefault(cls, []).append(
+            [
+                f"`{v.module_id}`",
+                shapes,
+                round(v.calls),
+                c.flops / 1e9,
+                c.vector_flops / 1e9,
+                c.bytes_moved / 1e6,
+                c.weight_params,
+                c.kernels,
+            ]
+        )
+    pages = {}
+    for cls, items in rows.items():
+        shown = items[:MAX_ROWS_PER_CLASS]
+        more = len(items) - len(shown)
+        text = [
+            f"# {cls.__name__}",
+            "",
+            f"`{cls.__module__}.{cls.__qualname__}`",
+            "",
+            _doc(cls),
+            "",
+            "## Formula",
+            "",
+            f"    {getattr(cls, 'formula', '') or '(composite: the sum of its children)'}",
+            "",
+            f"## In this workload ({inp.workload_spec.profile_id}, precision {inp.precision.weight_dtype})",
+            "",
+            "Per-call numbers; `calls` = runs in one generation call (decode-step rows are means over steps).",
+            "",
+            table(
+                ["module", "shapes", "calls", "GFLOP", "non-matmul GFLOP", "MB moved", "weight params", "kernels"],
+                shown,
+            ),
+        ]
+        if more:
+            text += ["", f"… and {more} more instances."]
+        pages[cls.__name__] = "\n".join(text) + "\n"
+    return pages
+
+
+def _short(value: Any) -> str:
+    if hasattr(value, "__attrs_attrs__"):
+        return type(value).__name__
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,96 @@
+"""``operators.md``: torch.profiler operator tables, overall and per stage, without double counting."""
+
+from __future__ import annotations
+
+from llm_perf_opt.profiling.state import ProfileState
+from llm_perf_opt.profiling.torch_profiler import LEAF_STAGES, TABLE_STAGES, OperatorTables
+from llm_perf_opt.reporting.profile_format import LEAF_LABELS, num, pct, table
+
+EXPLANATION = """\
+How to read these tables:
+
+- Times are per pass over the input set (every batch once), from separate torch.profiler passes;
+  timed runs are never profiled.
+- **Total** time is inclusive: `aten::linear` includes the `aten::addmm` it calls. **Self** time
+  excludes child operators. Only self times add up — summing totals counts nested operators twice.
+- **CUDA** time is the device time of the kernels the operator launched (empty on CPU).
+- Each operator is attributed to the innermost enclosing stage range (`record_function` / NVTX):
+  sam, clip, projector, vision (glue), prefill (decoder part), decode, or other (outside all ranges).
+  The `vision` table contains SAM, CLIP and the vision glue (not the projector).
+- Tables are ranked by self {cost} time (the cost an operator adds on its own).
+- Self times do not reach the stage wall times: Python between operators, synchronisation and idle
+  gaps belong to no operator.
+"""
+
+
+def _rows(tables: OperatorTables, stage: str | None, k: int) -> list[list[str]]:
+    dev = tables.device_time
+    rows = tables.top(k, stage)
+    total_cost = sum(r.cost_us(dev) for r in tables.rows(stage)) or 1.0
+    div = max(tables.passes, 1) * 1000.0
+    out = []
+    for r in rows:
+        line = [f"`{r.name}`"]
+        if stage is None:
+            line.append(r.stage or "—")
+        line += [
+            str(round(r.calls / max(tables.passes, 1))),
+            num(r.total_cpu_us / div, 3),
+            num(r.self_cpu_us / div, 3),
+        ]
+        if dev:
+            line += [num(r.total_device_us / div, 3), num(r.self_device_us / div, 3)]
+        line.append(pct(r.cost_us(dev) / total_cost))
+        out.append(line)
+    return out
+
+
+def _header(dev: bool, overall: bool) -> list[str]:
+    h = ["Operator"] + (["Main stage"] if overall else []) + ["Calls", "Total CPU ms", "Self CPU ms"]
+    if dev:
+        h += ["Total CUDA ms", "Self CUDA ms"]
+    return [*h, "Share of self"]
+
+
+def render_operators(state: ProfileState) -> str:
+    cfg = state.config
+    lines = ["# Operators", ""]
+    if not cfg.torch_profiler:
+        return "\n".join([*lines, "The torch.profiler pass was skipped (--no-torch-profiler).", ""])
+    tables = state.tables
+    if tables is None or tables.empty:
+        reason = state.incomplete_reason or "no profiler pass finished"
+        return "\n".join([*lines, f"No operator data: {reason}.", ""])
+    dev = tables.device_time
+    lines += [EXPLANATION.format(cost="CUDA" if dev else "CPU"), ""]
+    if state.incomplete:
+        lines += [f"> INCOMPLETE run: {state.incomplete_reason}", ""]
+    sums = tables.stage_self_us()
+    total_cpu = sum(c for c, _ in sums.values())
+    total_dev = sum(d for _, d in sums.values())
+    rows = []
+    for leaf in LEAF_STAGES:
+        cpu, d = sums[leaf]
+        rows.append(
+            [LEAF_LABELS[leaf], num(cpu / 1000, 3), pct(cpu / total_cpu if total_cpu else None)]
+            + ([num(d / 1000, 3), pct(d / total_dev if total_dev else None)] if dev else [])
+        )
+    rows.append(
+        ["**sum (all operators)**", num(total_cpu / 1000, 3), "100.0%"]
+        + ([num(total_dev / 1000, 3), "100.0%"] if dev else [])
+    )
+    head = ["Stage (disjoint)", "Self CPU ms", "Share"] + (["Self CUDA ms", "Share"] if dev else [])
+    lines += ["## Where operator time goes (self times, disjoint stages: these add up)", "", table(head, rows), ""]
+    k = cfg.top_k
+    lines += [f"## Top {k} operators overall", "", table(_header(dev, True), _rows(tables, None, k)), ""]
+    for stage in TABLE_STAGES:
+        body = _rows(tables, stage, k)
+        if body:
+            lines += [f"## Top {k} operators in {stage}", "", table(_header(dev, False), body), ""]
+    if state.trace_path:
+        lines += [
+            f"Chrome/Perfetto trace of the first profiled batch: `{state.trace_path.name}` "
+            "(open in https://ui.perfetto.dev or chrome://tracing).",
+            "",
+        ]
+    return "\n".join(lines)

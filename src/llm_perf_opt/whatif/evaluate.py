@@ -1,0 +1,316 @@
+"""Evaluate what-if scenarios: one :class:`WhatIfRow` per scenario, computed as the report was.
+
+Every scenario is recomputed with the analytic model's own functions — ``build_stages`` /
+``build_root`` for the layer tree and :class:`~llm_perf_opt.analytic.roofline.Roofline` for time —
+in the same order of operations as :func:`llm_perf_opt.analytic.api.build_report`, so a scenario
+without overrides reproduces the report's stage times, total, job time and memory bit for bit.
+Only the per-module metrics (not needed here) are skipped.
+
+Speed: layer costs are memoised per shape by the analytic package; on top of that one
+:class:`Roofline` is kept per (hardware, roofline parameters, compute dtype), so its per-layer
+timings are shared by all scenarios on that device (a vision tree is timed once for a whole sweep
+of token budgets), and memory totals are cached per (model, workload, precision).
+
+Row semantics (B = batch_size pages per ``generate`` call):
+
+* ``latency_ms`` — one call of B pages: vision + projector + prefill + decode. Every page of the
+  batch finishes when the call does, so this is the latency each page sees;
+* ``ms_per_page`` = latency_ms / B — device time per page, amortised over the batch;
+* ``pages_per_s`` = B / latency, ``tokens_per_s`` = B · max_new_tokens / latency (generated tokens);
+* ``job_ms`` — ⌈num_pages / B⌉ calls, a last partial batch costed as a full one (as the report);
+* memory — resident weights + KV cache at the final context + the largest single-operator
+  working set, against the device memory; ``max_batch`` is the largest B that fits (0 if none).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import asdict, frozen
+
+from llm_perf_opt.analytic.base import BaseLayer, Precision
+from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_root, build_stages
+from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
+from llm_perf_opt.data.analytic_report import AnalyticInputs, AnalyticModelReport
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.hardware.table import HardwareSpec
+from llm_perf_opt.specs.model_spec import ModelSpec
+from llm_perf_opt.specs.workload import Workload
+from llm_perf_opt.whatif.overrides import apply_parsed, inputs_of
+from llm_perf_opt.whatif.scenarios import Scenario, build_grid
+
+MS, GB = 1e3, 1e9  # the same constants as the report (llm_perf_opt.analytic.report_tree)
+MAX_BATCH_LIMIT = 1 << 20
+"""Largest batch ``max_batch`` reports; a model whose memory does not grow with B stops here."""
+AFFINE_CHECK_BATCH = 1024
+"""Batch at which the closed-form batch limit is confirmed (doubled while the limit exceeds it)."""
+_REL_TOL = 1e-9
+
+
+@frozen(kw_only=True)
+class StageResult:
+    """Predicted time of one stage for one call of B pages, and what bounds it."""
+
+    predicted_ms: float
+    bound: str
+    """compute, memory, launch (kernel-launch overhead dominates) or none (stage does nothing)."""
+
+
+@frozen(kw_only=True)
+class WhatIfRow:
+    """One scenario's results (see the module docstring for the meaning of each figure)."""
+
+    index: int
+    scenario: dict[str, Any]
+    """The overridden keys (fixed and swept) with their values as shown (hardware id, ``WxH``)."""
+    hardware: str
+    weight_dtype: str
+    activation_dtype: str
+    kv_dtype: str
+    compute_dtype: str
+    mode: str
+    page_size: str | None
+    batch_size: int
+    max_new_tokens: int
+    num_pages: int
+    image_tokens: int
+    prefill_tokens: int
+    stages: dict[str, StageResult]
+    latency_ms: float
+    ms_per_page: float
+    pages_per_s: float
+    tokens_per_s: float
+    job_ms: float
+    weights_gb: float
+    kv_cache_gb: float
+    activations_gb: float
+    memory_gb: float
+    device_memory_gb: float
+    fits: bool
+    max_batch: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data; ``stages`` nested as {stage: {predicted_ms, bound}}."""
+        return asdict(self, recurse=True)
+
+    def to_flat(self) -> dict[str, Any]:
+        """One flat record (CSV): scenario keys first, then ``<stage>_ms`` / ``<stage>_bound`` columns."""
+        data = self.to_dict()
+        out: dict[str, Any] = dict(data.pop("scenario"))
+        stages = data.pop("stages")
+        for key, value in data.items():
+            out.setdefault(key, value)
+        for name, res in stages.items():
+            out[f"{name}_ms"] = res["predicted_ms"]
+        for name, res in stages.items():
+            out[f"{name}_bound"] = res["bound"]
+        return out
+
+
+def _params_key(params: RooflineParams) -> tuple[Any, ...]:
+    return (
+        tuple(sorted(params.compute_efficiency.items())),
+        params.bandwidth_efficiency,
+        params.launch_overhead_us,
+        params.use_achievable_peaks,
+    )
+
+
+_Shape = tuple[ModelSpec, Workload, Precision]
+"""What a layer tree depends on: the model, the workload (labels and page count normalised away), the dtypes."""
+
+
+class _ShapeData:
+    """Per shape: the stage layers, the memory totals (GB) and the token counts."""
+
+    __slots__ = ("image_tokens", "memory", "prefill_tokens", "stages")
+
+    def __init__(self, spec: ModelSpec, workload: Workload, prec: Precision) -> None:
+        self.stages = build_stages(spec, workload, prec)
+        cost = build_root(self.stages, prec).cost()
+        self.memory = (cost.weight_bytes / GB, cost.kv_cache_bytes / GB, cost.activation_bytes / GB)
+        self.image_tokens = workload.layout.total_slots
+        self.prefill_tokens = workload.prompt_tokens + self.image_tokens
+
+
+class Evaluator:
+    """Computes rows; keeps layer trees, rooflines, memory totals and batch limits across scenarios."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[_Shape, _ShapeData] = {}
+        self._rooflines: dict[tuple[Any, ...], Roofline] = {}
+        self._max_batch: dict[tuple[_Shape, float], int] = {}
+
+    # -- building blocks -------------------------------------------------------------------
+    @staticmethod
+    def shape_key(inputs: AnalyticInputs) -> _Shape:
+        """Scenarios with equal keys share one layer tree (they differ in hardware or roofline only)."""
+        work = inputs.workload_spec
+        if (work.profile_id, work.description, work.num_pages, work.doc_kind) != ("", "", 1, "synthetic"):
+            work = work.replace(profile_id="", description="", num_pages=1, doc_kind="synthetic")
+        return inputs.model_spec, work, inputs.precision
+
+    def data(self, key: _Shape) -> _ShapeData:
+        hit = self._shapes.get(key)
+        if hit is None:
+            hit = self._shapes[key] = _ShapeData(*key)
+        return hit
+
+    def roofline(self, hardware: HardwareSpec, params: RooflineParams, compute_dtype: str) -> Roofline:
+        """One Roofline per device and parameters: its per-layer timings are shared by every scenario."""
+        key = (hardware, _params_key(params), compute_dtype)
+        roof = self._rooflines.get(key)
+        if roof is None:
+            roof = self._rooflines[key] = Roofline(hardware, params, compute_dtype)
+        return roof
+
+    def total_memory(self, key: _Shape, batch: int) -> float:
+        spec, work, prec = key
+        if work.batch_size != batch:
+            key = (spec, work.replace(batch_size=batch), prec)
+        weights, kv, act = self.data(key).memory
+        return weights + kv + act
+
+    def max_batch(self, key: _Shape, memory_gb: float) -> int:
+        """Largest B whose memory fits ``memory_gb`` (0 when B = 1 does not), in closed form.
+
+        Every memory term is affine in B — weights constant, KV cache B × per page, activations the
+        largest of per-operator working sets each ∝ B (plus constants) — so memory m(B) is convex
+        and non-decreasing. If m(1), m(2) and m(H) lie on one line, convexity makes m that line on
+        [1, H] (and at least it beyond), so the largest B under the line is exact when it is below
+        H. H is a power of two ≥ 1024 shared by every device, so a sweep over GPUs costs one extra
+        layer tree per workload. Anything else (not collinear, or a tie within rounding at the
+        boundary) falls back to bisection on exact evaluations: O(log B), never a loop over B.
+        """
+        memo = (key[0], key[1].replace(batch_size=1), key[2]), memory_gb
+        hit = self._max_batch.get(memo)
+        if hit is None:
+            hit = self._max_batch[memo] = self._solve_max_batch(key, memory_gb)
+        return hit
+
+    def _solve_max_batch(self, key: _Shape, memory_gb: float) -> int:
+        def fits(b: int) -> bool:
+            return self.total_memory(key, b) <= memory_gb
+
+        m1 = self.total_memory(key, 1)
+        if m1 > memory_gb:
+            return 0
+        slope = self.total_memory(key, 2) - m1
+        if slope <= 0:
+            return _bisect(fits, MAX_BATCH_LIMIT)
+        guess = min(MAX_BATCH_LIMIT, 1 + math.floor((memory_gb - m1) / slope))
+        horizon = AFFINE_CHECK_BATCH
+        while horizon <= guess and horizon < MAX_BATCH_LIMIT:
+            horizon *= 2
+        line = m1 + (horizon - 1) * slope
+        affine = abs(self.total_memory(key, horizon) - line) <= _REL_TOL * line
+        near_tie = any(abs(m1 + (b - 1) * slope - memory_gb) <= _REL_TOL * memory_gb for b in (guess, guess + 1))
+        if affine and guess < horizon and not near_tie:
+            return guess
+        return _bisect(fits, guess)
+
+    # -- one row ---------------------------------------------------------------------------
+    def row(self, inputs: AnalyticInputs, scenario: Scenario | None = None) -> WhatIfRow:
+        """The results of ``inputs`` (already overridden); ``scenario`` labels the row."""
+        key = self.shape_key(inputs)
+        data = self.data(key)
+        work, hw, prec = inputs.workload_spec, inputs.hardware, inputs.precision
+        roof = self.roofline(hw, inputs.roofline, prec.compute_dtype)
+        results: dict[str, StageResult] = {}
+        total_s = 0.0
+        for name in STAGES:  # the same order and arithmetic as Roofline.time(root) in build_report
+            t = roof.time(data.stages[name])
+            total_s += 1 * t.total_s
+            results[name] = StageResult(predicted_ms=t.total_s * MS, bound=t.bound)
+        latency = total_s * MS
+        b = work.batch_size
+        weights, kv, act = data.memory
+        total_mem = weights + kv + act
+        per_s = 1e3 / latency if latency > 0 else math.inf
+        return WhatIfRow(
+            index=scenario.index if scenario else 0,
+            scenario=scenario.display() if scenario else {},
+            hardware=hw.id,
+            weight_dtype=prec.weight_dtype,
+            activation_dtype=prec.activation_dtype,
+            kv_dtype=prec.kv_dtype,
+            compute_dtype=prec.compute_dtype,
+            mode=work.mode,
+            page_size=f"{work.page_size[0]}x{work.page_size[1]}" if work.page_size else None,
+            batch_size=b,
+            max_new_tokens=work.max_new_tokens,
+            num_pages=work.num_pages,
+            image_tokens=data.image_tokens,
+            prefill_tokens=data.prefill_tokens,
+            stages=results,
+            latency_ms=latency,
+            ms_per_page=latency / b,
+            pages_per_s=b * per_s,
+            tokens_per_s=b * work.max_new_tokens * per_s,
+            job_ms=total_s * MS * math.ceil(work.num_pages / b),
+            weights_gb=weights,
+            kv_cache_gb=kv,
+            activations_gb=act,
+            memory_gb=total_mem,
+            device_memory_gb=float(hw.memory_gb),
+            fits=total_mem <= hw.memory_gb,
+            max_batch=self.max_batch(key, float(hw.memory_gb)),
+        )
+
+
+def _bisect(fits: Callable[[int], bool], guess: int) -> int:
+    """Largest b in [1, MAX_BATCH_LIMIT] with fits(b), given fits(1); doubling then halving."""
+    lo, hi = 1, guess
+    if fits(hi):
+        lo = hi
+        hi = min(2 * hi, MAX_BATCH_LIMIT)
+        while hi < MAX_BATCH_LIMIT and fits(hi):
+            lo, hi = hi, min(2 * hi, MAX_BATCH_LIMIT)
+        if fits(hi):
+            return hi
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def evaluate(
+    report: AnalyticModelReport | AnalyticInputs | str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    sweeps: Mapping[str, Any] | None = None,
+    *,
+    evaluator: Evaluator | None = None,
+) -> list[WhatIfRow]:
+    """One row per scenario: ``overrides`` ({key: value}) in every scenario, times the grid of
+    ``sweeps`` ({key: [values]} or {key: "V1,V2"}). Values may be text (as on the command line)
+    or typed (``(1024, 1024)`` for a page). A report path is loaded first. With neither, one row
+    that reproduces the report exactly. Bad keys/values raise :class:`UserError` before any work.
+    """
+    if isinstance(report, str | Path):
+        from llm_perf_opt.whatif.report_io import load_report
+
+        report = load_report(report)
+    base = inputs_of(report)
+    grid = build_grid(overrides, sweeps)
+    ev = evaluator or Evaluator()
+    prepared = []
+    for scenario in grid:
+        try:
+            prepared.append(apply_parsed(base, scenario.values))
+        except UserError as exc:
+            raise UserError(f"scenario {scenario.label()}: {exc.message}") from None
+    # Evaluate scenarios that share a layer tree one after another (the analytic package's
+    # per-shape caches are bounded, so a grid walked device by device would rebuild every tree
+    # once per device), then return the rows in grid order.
+    groups: dict[Any, int] = {}
+    keys = [groups.setdefault(ev.shape_key(inp), len(groups)) for inp in prepared]
+    rows: list[WhatIfRow | None] = [None] * len(grid)
+    for i in sorted(range(len(grid)), key=keys.__getitem__):
+        try:
+            rows[i] = ev.row(prepared[i], grid[i])
+        except UserError as exc:
+            raise UserError(f"scenario {grid[i].label()}: {exc.message}") from None
+    return [r for r in rows if r is not None]
