@@ -508,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         f"device {env.get('gpu_name', device)}; model {spec.name}, dtype {args.dtype}"
     )
     exit_code = 0
+    threads = torch.get_num_threads()
+    if args.smoke:  # tiny tensors: one thread avoids OpenMP oversubscription on busy CPU boxes
+        torch.set_num_threads(1)
     try:
         exit_code = run(args, spec, device, dtype, check_dtype, contexts, attns, hf_experts, result)
         result["status"] = "ok"
@@ -518,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         exit_code = 1
     finally:
+        torch.set_num_threads(threads)
         write_json(args.out, result)
     return exit_code
 

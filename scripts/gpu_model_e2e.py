@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     result: dict[str, Any] = {"script": "gpu_model_e2e", "status": "running", "args": vars(args)}
     code = 0
+    threads = torch.get_num_threads()
+    if args.smoke:  # tiny tensors: one thread avoids OpenMP oversubscription on busy CPU boxes
+        torch.set_num_threads(1)
     try:
         code = run(args, device, result)
         result["status"] = "ok" if code == 0 else "check_failed"
@@ -460,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         code = 1
     finally:
+        torch.set_num_threads(threads)
         write_json(args.out, result)
     return code
 

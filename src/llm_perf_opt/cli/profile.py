@@ -94,11 +94,13 @@ def _print_summary(result: ProfileResult) -> None:
     if report is not None:
         if state.peaks is not None and state.peaks.tflops and report.analytic.get("total_mfu_raw") is not None:
             a = report.analytic
-            console.print(
+            line = (
                 f"MFU: model {pct(a.get('total_mfu_raw'), 2)}, vision {pct(a.get('vision_mfu_raw'), 2)}, "
-                f"prefill {pct(a.get('prefill_mfu_raw'), 2)}, decode {pct(a.get('decode_mfu_raw'), 2)}; "
-                f"decode bandwidth {pct(a.get('decode_bw_util_raw'))} of peak"
+                f"prefill {pct(a.get('prefill_mfu_raw'), 2)}, decode {pct(a.get('decode_mfu_raw'), 2)}"
             )
+            if a.get("decode_bw_util_raw") is not None:
+                line += f"; decode bandwidth {pct(a['decode_bw_util_raw'])} of peak"
+            console.print(line)
         else:
             console.print("MFU: not available (" + (state.peaks.source if state.peaks else "no peak") + ")")
     status = "[bold red]INCOMPLETE[/] " if state.incomplete else ""

@@ -1,0 +1,51 @@
+"""Short rich tables for the terminal. Only the CLI calls these (library code never prints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from llm_perf_opt.data.analytic_report import AnalyticModelReport
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def analytic_stage_table(report: AnalyticModelReport) -> Table:
+    facts = report.image_tokens
+    hw = report.inputs.hardware
+    title = (
+        f"DeepSeek-OCR analytic model — {report.workload.profile_id} on {hw.name} "
+        f"({facts.mode}, {facts.image_tokens} image tokens, {facts.prefill_tokens} prefill, "
+        f"{facts.max_new_tokens} new, batch {facts.batch_size})"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("stage", "GFLOP", "GB moved", "predicted ms", "bound", "share"):
+        table.add_column(column, justify="left" if column in ("stage", "bound") else "right")
+    total = report.predicted_total_time_ms or 1.0
+    for stage in report.stages:
+        table.add_row(
+            stage.stage,
+            _fmt(stage.flops_tflops * 1e3, 1),
+            _fmt(stage.io_tb * 1e3, 3),
+            _fmt(stage.predicted_ms),
+            stage.bound,
+            f"{(stage.predicted_ms or 0.0) / total:.1%}",
+        )
+    table.add_row("total", "", "", _fmt(report.predicted_total_time_ms), "", "100%", style="bold")
+    return table
+
+
+def print_analytic_summary(report: AnalyticModelReport, output_dir: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(analytic_stage_table(report))
+    mem = report.memory
+    console.print(
+        f"memory (GB = 1e9 B): weights {mem.weights_gb:.3f} + KV cache {mem.kv_cache_gb:.3f} + "
+        f"activations {mem.activations_gb:.3f} = {mem.total_gb:.3f} of {mem.device_memory_gb:g}"
+        f" → {'fits' if mem.fits else 'does NOT fit'}"
+    )
+    console.print(f"written to {output_dir}/ (report.json, report.yaml, summary.json, report.md, layers/)")
