@@ -217,8 +217,15 @@ def build_hf(ours: DeepseekOCRForCausalLM, device: torch.device, dtype: torch.dt
 
     config = hf_text_config(ours.spec.decoder, attn_impl)
     # Like from_pretrained: parameters in ``dtype``, RoPE inv_freq stays fp32 (built with explicit dtype).
-    with default_dtype(dtype), torch.device(device):
-        hf = DeepseekOcr2TextModel(config)
+    try:
+        with default_dtype(dtype), torch.device(device):
+            hf = DeepseekOcr2TextModel(config)
+    except Exception as exc:  # a version that dislikes the device context: build on the CPU, then move
+        log(f"building under torch.device({device}) failed ({type(exc).__name__}: {exc}); building on CPU")
+        with default_dtype(dtype):
+            hf = DeepseekOcr2TextModel(config)
+    if any(t.device.type != device.type for t in [*hf.parameters(), *hf.buffers()]):
+        hf.to(device)
     hf.eval()
     hf.requires_grad_(False)
     return hf
@@ -513,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
     try:
         exit_code = run(args, spec, device, dtype, check_dtype, contexts, attns, hf_experts, result)
-        result["status"] = "ok"
+        result["status"] = "ok" if exit_code == 0 else "check_failed"
     except Exception as exc:
         result["status"] = "error"
         result["error"] = f"{type(exc).__name__}: {exc}"
@@ -575,9 +582,29 @@ def run(
     cached_steps = max(1, args.check_tokens // 4)
     # Tolerances of the "same model" verdict: relative to the largest |logit|.
     tol = {torch.float32: 1e-3, torch.float16: 5e-2, torch.bfloat16: 1e-1}
+    default_experts = result.get("hf_experts_default") or "eager"
+
+    def check(label_dtype: torch.dtype) -> None:
+        """One logits check; transformers' grouped_mm experts kernel is bf16-only on CUDA, so other
+        dtypes check against its eager experts loop (same math)."""
+        assert hf is not None
+        experts = default_experts if label_dtype == torch.bfloat16 or device.type != "cuda" else "eager"
+        name = dtype_name(label_dtype)
+        log(f"logits check in {name} ({args.check_tokens} tokens, {cached_steps} cached steps; tf experts {experts})")
+        try:
+            set_hf_experts(hf.model, experts)
+            checks[name] = equivalence(ours, hf, check_ids, cached_steps)
+            checks[name]["hf_experts"] = experts
+        except Exception as exc:
+            checks[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            print(f"!! logits check in {name} failed: {checks[name]['error']}", flush=True)
+        finally:
+            set_hf_experts(hf.model, default_experts)
+            ours.release()
+            hf.release()
+
     if hf is not None:
-        log(f"logits check in {dtype_name(check_dtype)} ({args.check_tokens} tokens, {cached_steps} cached steps)")
-        checks[dtype_name(check_dtype)] = equivalence(ours, hf, check_ids, cached_steps)
+        check(check_dtype)
     if check_dtype != dtype:
         log(f"casting both models to {dtype_name(dtype)}")
         ours_model.to(dtype=dtype)
@@ -587,9 +614,12 @@ def run(
         if device.type == "cuda":
             torch.cuda.empty_cache()
         if hf is not None:
-            log(f"logits check in {dtype_name(dtype)}")
-            checks[dtype_name(dtype)] = equivalence(ours, hf, check_ids, cached_steps)
+            check(dtype)
     for name, c in checks.items():
+        if "error" in c:
+            c["pass"] = False
+            ok = False
+            continue
         limit = tol[DTYPES[name]]
         c["tolerance_rel"] = limit
         c["pass"] = c["full_sequence"]["rel_max_diff"] <= limit and c["kv_cached"]["rel_max_diff"] <= limit
@@ -603,10 +633,17 @@ def run(
             flush=True,
         )
     result["equivalence"] = checks
+    try:  # which routed-expert dispatch ours uses in the timed dtype ("grouped" = grouped_mm on CUDA bf16)
+        moe = next(m for m in ours_model.modules() if hasattr(m, "resolve_impl"))
+        probe = torch.empty(1, spec.decoder.hidden_size, device=device, dtype=dtype)
+        result["ours_moe_impl"] = moe.resolve_impl(probe)
+    except Exception as exc:
+        result["ours_moe_impl"] = f"unknown ({type(exc).__name__}: {exc})"
+    log(f"ours MoE dispatch: {result['ours_moe_impl']}; transformers experts default: {default_experts}")
 
-    default_experts = result.get("hf_experts_default") or "auto"
     timings: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    result["timings"], result["summary"] = timings, rows  # filled as we go: a crash keeps what finished
     for attn in attns:
         ours_model.set_attn_impl(attn)
         if hf is not None:
@@ -616,9 +653,7 @@ def run(
             r = bench_one(ours, ctx, args.steps, args.warmup_steps, vocab, device, args.seed)
             timings.append({"impl": "ours", "attn": attn, **r})
             row["ours_ms"] = r["median_ms"]
-            log(
-                f"{attn:<5} ctx {ctx:>5}  ours          {r['median_ms']:.3f} ms/step (wall {r['wall_ms_per_step']:.3f})"
-            )
+            log(f"{attn:<5} ctx {ctx:>5}  {'ours':<34} {r['median_ms']:.3f} ms/step (wall {r['wall_ms_per_step']:.3f})")
             if hf is not None:
                 for experts in hf_experts:
                     impl = default_experts if experts == "auto" else experts
@@ -635,7 +670,7 @@ def run(
                         set_hf_experts(hf.model, default_experts)
                     timings.append({"impl": label, "attn": attn, **r})
                     log(
-                        f"{attn:<5} ctx {ctx:>5}  {label:<30} {r['median_ms']:.3f} ms/step "
+                        f"{attn:<5} ctx {ctx:>5}  {label:<34} {r['median_ms']:.3f} ms/step "
                         f"(wall {r['wall_ms_per_step']:.3f})"
                     )
                     if experts == "auto":
@@ -648,8 +683,6 @@ def run(
             else:
                 row["verdict"] = "no tf"
             rows.append(row)
-    result["timings"] = timings
-    result["summary"] = rows
     print_table(rows, attns[0])
     slower = [r for r in rows if r["verdict"] == "OURS SLOWER"]
     if slower:

@@ -125,12 +125,23 @@ def main() -> int:
                     r["tpot"].append(tpot)
 
     results: dict[str, Any] = {
-        "device": str(device), "device_name": device_name(device), "model": args.model, "mode": args.mode,
-        "dtype": dtype, "max_new_tokens": n, "repeats": args.repeats, "pages": {},
+        "device": str(device),
+        "device_name": device_name(device),
+        "model": args.model,
+        "mode": args.mode,
+        "dtype": dtype,
+        "max_new_tokens": n,
+        "repeats": args.repeats,
+        "pages": {},
     }
-    print(f"\nProfile harness overhead: {args.model} {args.mode} {dtype} on {device_name(device)}, "
-          f"{n} new tokens, {args.repeats} repeats (ABAB), warm-up {args.warmup}")
-    head = f"{'page':<28} {'plain ms':>10} {'timed ms':>10} {'overhead':>9} {'reported':>9} {'decode ms/tok':>14} {'spread':>7}"
+    print(
+        f"\nProfile harness overhead: {args.model} {args.mode} {dtype} on {device_name(device)}, "
+        f"{n} new tokens, {args.repeats} repeats (ABAB), warm-up {args.warmup}"
+    )
+    head = (
+        f"{'page':<28} {'plain ms':>10} {'timed ms':>10} {'overhead':>9} {'reported':>9} "
+        f"{'decode ms/tok':>14} {'spread':>7}"
+    )
     print(head)
     print("-" * len(head))
     for name, r in rows.items():
@@ -138,9 +149,16 @@ def main() -> int:
         over = 100.0 * (o - p) / p
         err = 100.0 * (rep_ - p) / p
         spread = _stdev_pct(r["tpot"])
-        results["pages"][name] = {"plain_ms": p, "timed_ms": o, "reported_ms": rep_, "overhead_pct": over,
-                                  "report_error_pct": err, "decode_ms_per_token": t, "tpot_spread_pct": spread,
-                                  "raw": r}
+        results["pages"][name] = {
+            "plain_ms": p,
+            "timed_ms": o,
+            "reported_ms": rep_,
+            "overhead_pct": over,
+            "report_error_pct": err,
+            "decode_ms_per_token": t,
+            "tpot_spread_pct": spread,
+            "raw": r,
+        }
         print(f"{name[:28]:<28} {p:>10.2f} {o:>10.2f} {over:>8.2f}% {err:>8.2f}% {t:>14.3f} {spread:>6.2f}%")
     all_plain = [v for r in rows.values() for v in r["plain"]]
     all_outer = [v for r in rows.values() for v in r["outer"]]
@@ -148,9 +166,11 @@ def main() -> int:
     spread = max(_stdev_pct(r["tpot"]) for r in rows.values())
     results.update({"overhead_pct": overhead, "max_tpot_spread_pct": spread})
     print("-" * len(head))
-    print(f"harness overhead {overhead:.2f}% (target < {OVERHEAD_TARGET:g}%: "
-          f"{'PASS' if overhead < OVERHEAD_TARGET else 'MISS'}); worst decode ms/token spread {spread:.2f}% "
-          f"(target < {SPREAD_TARGET:g}%: {'PASS' if spread < SPREAD_TARGET else 'MISS'})")
+    print(
+        f"harness overhead {overhead:.2f}% (target < {OVERHEAD_TARGET:g}%: "
+        f"{'PASS' if overhead < OVERHEAD_TARGET else 'MISS'}); worst decode ms/token spread {spread:.2f}% "
+        f"(target < {SPREAD_TARGET:g}%: {'PASS' if spread < SPREAD_TARGET else 'MISS'})"
+    )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(results, indent=2))

@@ -49,7 +49,7 @@ from llm_perf_opt.hardware.table import hardware_for_cuda_name, load_hardware
 from llm_perf_opt.models.deepseek_ocr import build_inputs, build_model, generate, prepare_page
 from llm_perf_opt.specs.image_tokens import resolution_mode
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, ModelSpec
-from llm_perf_opt.specs.workload import Workload
+from llm_perf_opt.specs.workload import Workload, parse_page_size
 
 DTYPES: dict[str, torch.dtype] = {
     "bf16": torch.bfloat16,
@@ -260,7 +260,8 @@ def run_once(model: Any, inputs: Any, new_tokens: int, device: torch.device) -> 
     return rec, result
 
 
-def median_of(runs: list[dict[str, Any]], path: tuple[str, ...]) -> float | None:
+def values_of(runs: list[dict[str, Any]], path: tuple[str, ...]) -> list[float]:
+    """The numbers at ``path`` (nested keys) in every run record that has one."""
     vals = []
     for r in runs:
         v: Any = r
@@ -268,6 +269,11 @@ def median_of(runs: list[dict[str, Any]], path: tuple[str, ...]) -> float | None
             v = v.get(key) if isinstance(v, dict) else None
         if isinstance(v, (int, float)):
             vals.append(float(v))
+    return vals
+
+
+def median_of(runs: list[dict[str, Any]], path: tuple[str, ...]) -> float | None:
+    vals = values_of(runs, path)
     return statistics.median(vals) if vals else None
 
 
@@ -316,81 +322,85 @@ def analytic_prediction(spec: ModelSpec, workload: Workload, hardware_id: str, p
     return out
 
 
-def comparison_rows(summary: dict[str, Any], analytic: dict[str, Any], decode_steps: int) -> list[dict[str, Any]]:
+def comparison_rows(runs: list[dict[str, Any]], analytic: dict[str, Any], decode_steps: int) -> list[dict[str, Any]]:
+    """Measured (median over runs, with min/max) next to the analytic prediction, one row per stage."""
     st = analytic.get("stages", {})
 
-    def pred(*names: str) -> float | None:
-        vals = [st.get(n, {}).get("predicted_ms") for n in names]
+    def total(field: str, *names: str) -> float | None:
+        vals = [st.get(n, {}).get(field) for n in names]
         return sum(vals) if vals and all(v is not None for v in vals) else None
 
-    def flops(*names: str) -> float | None:
-        vals = [st.get(n, {}).get("flops_tflops") for n in names]
-        return sum(vals) if vals and all(v is not None for v in vals) else None
+    def sub(name: str, field: str) -> float | None:
+        return analytic.get(name, {}).get(field)
 
-    m = summary["stages_ms"]
-    decode_pred = pred("decode")
-    rows = [
+    decode_pred = total("predicted_ms", "decode")
+    everything = ("vision", "projector", "prefill", "decode")
+    # label, measured path in a run record, predicted ms, analytic TFLOPs, analytic bound
+    spec: list[tuple[str, tuple[str, ...], float | None, float | None, str | None]] = [
+        ("sam", ("stages_ms", "sam"), sub("sam", "predicted_ms"), sub("sam", "flops_tflops"), None),
+        ("clip", ("stages_ms", "clip"), sub("clip", "predicted_ms"), sub("clip", "flops_tflops"), None),
         (
-            "sam",
-            m.get("sam"),
-            analytic.get("sam", {}).get("predicted_ms"),
-            analytic.get("sam", {}).get("flops_tflops"),
-            None,
+            "projector",
+            ("stages_ms", "projector"),
+            total("predicted_ms", "projector"),
+            total("flops_tflops", "projector"),
+            st.get("projector", {}).get("bound"),
         ),
-        (
-            "clip",
-            m.get("clip"),
-            analytic.get("clip", {}).get("predicted_ms"),
-            analytic.get("clip", {}).get("flops_tflops"),
-            None,
-        ),
-        ("projector", m.get("projector"), pred("projector"), flops("projector"), st.get("projector", {}).get("bound")),
         (
             "vision (sam+clip+proj+assembly)",
-            m.get("vision"),
-            pred("vision", "projector"),
-            flops("vision", "projector"),
+            ("stages_ms", "vision"),
+            total("predicted_ms", "vision", "projector"),
+            total("flops_tflops", "vision", "projector"),
             st.get("vision", {}).get("bound"),
         ),
         (
             "prefill, decoder only",
-            summary.get("decoder_prefill_ms"),
-            pred("prefill"),
-            flops("prefill"),
+            ("decoder_prefill_ms",),
+            total("predicted_ms", "prefill"),
+            total("flops_tflops", "prefill"),
             st.get("prefill", {}).get("bound"),
         ),
         (
             "prefill incl. vision",
-            m.get("prefill"),
-            pred("vision", "projector", "prefill"),
-            flops("vision", "projector", "prefill"),
+            ("stages_ms", "prefill"),
+            total("predicted_ms", "vision", "projector", "prefill"),
+            total("flops_tflops", "vision", "projector", "prefill"),
             None,
         ),
         (
             f"decode total ({decode_steps} steps)",
-            m.get("decode"),
+            ("stages_ms", "decode"),
             decode_pred,
-            flops("decode"),
+            total("flops_tflops", "decode"),
             st.get("decode", {}).get("bound"),
         ),
         (
             "decode per step",
-            summary.get("decode_ms_per_step"),
+            ("decode_ms_per_step",),
             decode_pred / decode_steps if decode_pred is not None and decode_steps else None,
             None,
             None,
         ),
         (
             "total (generate call)",
-            summary.get("total_ms"),
-            pred("vision", "projector", "prefill", "decode"),
-            flops("vision", "projector", "prefill", "decode"),
+            ("total_ms",),
+            total("predicted_ms", *everything),
+            total("flops_tflops", *everything),
             None,
         ),
     ]
     out = []
-    for label, measured, predicted, tflops, bound in rows:
-        row: dict[str, Any] = {"stage": label, "measured_ms": measured, "predicted_ms": predicted, "bound": bound}
+    for label, path, predicted, tflops, bound in spec:
+        values = values_of(runs, path)
+        measured = statistics.median(values) if values else None
+        row: dict[str, Any] = {
+            "stage": label,
+            "measured_ms": measured,
+            "measured_min_ms": min(values) if values else None,
+            "measured_max_ms": max(values) if values else None,
+            "predicted_ms": predicted,
+            "bound": bound,
+        }
         if measured and predicted is not None:
             row["pred_over_meas"] = predicted / measured
         if measured and tflops is not None:
@@ -406,16 +416,22 @@ def _f(v: float | None, fmt: str) -> str:
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
-    hdr = f"{'stage':<34} {'measured ms':>12} {'predicted ms':>13} {'pred/meas':>10} {'TFLOP/s':>9} {'bound':<8}"
+    hdr = (
+        f"{'stage':<32} {'measured ms':>12} {'spread':>7} {'predicted ms':>13} {'pred/meas':>9} "
+        f"{'TFLOP/s':>8} {'bound':<8}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
+        lo, hi, med = r.get("measured_min_ms"), r.get("measured_max_ms"), r.get("measured_ms")
+        spread = f"{(hi - lo) / med:.1%}" if med and lo is not None and hi is not None else "n/a"
         print(
-            f"{r['stage']:<34} {_f(r['measured_ms'], '12.3f')} {_f(r['predicted_ms'], '13.3f')} "
-            f"{_f(r.get('pred_over_meas'), '10.2f')} {_f(r.get('achieved_tflops_per_s'), '9.1f')} "
+            f"{r['stage']:<32} {_f(med, '12.3f')} {spread:>7} {_f(r['predicted_ms'], '13.3f')} "
+            f"{_f(r.get('pred_over_meas'), '9.2f')} {_f(r.get('achieved_tflops_per_s'), '8.1f')} "
             f"{r.get('bound') or '':<8}",
             flush=True,
         )
+    print("spread = (max − min) / median over the timed runs; TFLOP/s = analytic FLOPs / measured time", flush=True)
 
 
 # ---------------------------------------------------------------- main
@@ -469,8 +485,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, device: torch.device, result: dict[str, Any]) -> int:
-    from llm_perf_opt.specs.workload import parse_page_size
-
     dtype = DTYPES[args.dtype]
     spec = MODEL_REGISTRY[args.model]
     env = result["env"] = environment(device)
@@ -578,6 +592,7 @@ def run(args: argparse.Namespace, device: torch.device, result: dict[str, Any]) 
         rec, _ = run_once(model, inputs, args.new_tokens, device)
         log(f"warm-up {i + 1}/{args.warmup}: total {rec['total_ms']:.1f} ms (not counted)")
     runs: list[dict[str, Any]] = []
+    result["runs"] = runs  # filled as we go, so a crash still leaves the finished runs in the JSON
     for i in range(args.runs):
         rec, _ = run_once(model, inputs, args.new_tokens, device)
         runs.append(rec)
@@ -597,7 +612,6 @@ def run(args: argparse.Namespace, device: torch.device, result: dict[str, Any]) 
             parts.append(f"peak {peak / GIB:.2f} GiB")
         log(" | ".join(parts))
     checks.setdefault("exact_new_tokens", True)
-    result["runs"] = runs
     summary: dict[str, Any] = {
         "stages_ms": {k: median_of(runs, ("stages_ms", k)) for k in STAGE_NAMES},
         "total_ms": median_of(runs, ("total_ms",)),
@@ -634,7 +648,7 @@ def run(args: argparse.Namespace, device: torch.device, result: dict[str, Any]) 
         "prefill_tokens": workload.prefill_tokens,
         "final_context": workload.final_context,
     }
-    rows = comparison_rows(summary, analytic, summary["decode_steps"])
+    rows = comparison_rows(runs, analytic, summary["decode_steps"])
     result["comparison"] = rows
     kv_pred = analytic.get("stages", {}).get("decode", {}).get("kv_cache_gb")
     checks["kv_cache_matches_analytic"] = kv_pred is not None and abs(kv_pred * GB - summary["kv_cache_bytes"]) < 1.0

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -70,13 +71,13 @@ class StageFlops:
         self.flops[name] += counter.get_total_flops()
 
 
-def _count(fn) -> int:  # type: ignore[no-untyped-def]
+def _count(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
 
 
-def _pages(mode_name: str, page_size: tuple[int, int], batch: int, device: str):  # type: ignore[no-untyped-def]
+def _pages(mode_name: str, page_size: tuple[int, int], batch: int, device: str) -> list[Any]:
     mode = resolution_mode(mode_name)
     layout = image_token_layout(mode, page_size, max_crops=9)
     n = layout.num_tiles
@@ -91,12 +92,19 @@ def _pages(mode_name: str, page_size: tuple[int, int], batch: int, device: str):
 
 
 def _workload(mode: str, page_size: tuple[int, int], batch: int) -> Workload:
-    return Workload(profile_id="flop-check", mode=mode, page_size=page_size, prompt_tokens=PROMPT_TOKENS,
-                    max_new_tokens=8, batch_size=batch)
+    return Workload(
+        profile_id="flop-check",
+        mode=mode,
+        page_size=page_size,
+        prompt_tokens=PROMPT_TOKENS,
+        max_new_tokens=8,
+        batch_size=batch,
+    )
 
 
-def _compare(spec: ModelSpec, model, mode: str, page_size: tuple[int, int], batch: int,  # type: ignore[no-untyped-def]
-             device: str, contexts: list[int]) -> None:
+def _compare(
+    spec: ModelSpec, model: Any, mode: str, page_size: tuple[int, int], batch: int, device: str, contexts: list[int]
+) -> None:
     work = _workload(mode, page_size, batch)
     analytic = build_layer_tree(spec, work)
     pages = _pages(mode, page_size, batch, device)
@@ -110,13 +118,21 @@ def _compare(spec: ModelSpec, model, mode: str, page_size: tuple[int, int], batc
     assert ranges.flops["sam"] + ranges.flops["clip"] == pytest.approx(analytic["vision"].forward_flops(), rel=REL)
     assert ranges.flops["projector"] == pytest.approx(analytic["projector"].forward_flops(), rel=REL)
 
-    p = work.prefill_tokens
-    cache = deepseek_ocr.KVCache.for_decoder(spec.decoder, batch=batch, max_len=max(contexts) + 1, device=device,
-                                             dtype=model.dtype)
+    cache = deepseek_ocr.KVCache.for_decoder(
+        spec.decoder, batch=batch, max_len=max(contexts) + 1, device=device, dtype=model.dtype
+    )
     with torch.inference_mode():
-        prefill = _count(lambda: model(inputs.input_ids.to(device), image_embeds=embeds, image_mask=inputs.image_mask,
-                                       cache=cache, last_only=True))
+        prefill = _count(
+            lambda: model(
+                inputs.input_ids.to(device),
+                image_embeds=embeds,
+                image_mask=inputs.image_mask,
+                cache=cache,
+                last_only=True,
+            )
+        )
     assert prefill == pytest.approx(analytic["prefill"].forward_flops(), rel=REL)
+    assert cache.length == work.prefill_tokens
 
     ids = torch.full((batch, 1), 5, dtype=torch.long, device=device)
     for ctx in contexts:
@@ -125,27 +141,26 @@ def _compare(spec: ModelSpec, model, mode: str, page_size: tuple[int, int], batc
             step = _count(lambda: model(ids, cache=cache, last_only=True))
         expected = DecoderStack(batch=batch, q_len=1, context=ctx, dec=spec.decoder, stage="decode").forward_flops()
         assert step == pytest.approx(expected, rel=REL), f"decode step at context {ctx}"
-    assert p <= max(contexts) + 1
 
 
 @pytest.fixture(scope="module")
-def full_meta():  # type: ignore[no-untyped-def]
+def full_meta() -> Any:
     return deepseek_ocr.build_model(DEEPSEEK_OCR, device="meta", dtype=torch.bfloat16)
 
 
 @pytest.fixture(scope="module")
-def tiny_meta():  # type: ignore[no-untyped-def]
+def tiny_meta() -> Any:
     return deepseek_ocr.build_model(TINY, device="meta", dtype=torch.float32)
 
 
 @pytest.mark.parametrize(("mode", "page_size", "batch"), CASES)
-def test_full_size_on_meta(full_meta, mode: str, page_size: tuple[int, int], batch: int) -> None:  # type: ignore[no-untyped-def]
+def test_full_size_on_meta(full_meta: Any, mode: str, page_size: tuple[int, int], batch: int) -> None:
     p = _workload(mode, page_size, batch).prefill_tokens
     _compare(DEEPSEEK_OCR, full_meta, mode, page_size, batch, "meta", [p + 1, p + 100, 4096])
 
 
-@pytest.mark.parametrize(("mode", "page_size", "batch"), CASES)
-def test_tiny_on_meta(tiny_meta, mode: str, page_size: tuple[int, int], batch: int) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("mode", "page_size", "batch"), [CASES[0], CASES[4], CASES[6]])
+def test_tiny_on_meta(tiny_meta: Any, mode: str, page_size: tuple[int, int], batch: int) -> None:
     p = _workload(mode, page_size, batch).prefill_tokens
     _compare(TINY, tiny_meta, mode, page_size, batch, "meta", [p + 1, p + 37, 2048])
 
@@ -157,13 +172,14 @@ def test_tiny_real_cpu_eager(mode: str, page_size: tuple[int, int]) -> None:
     _compare(TINY, model, mode, page_size, 1, "cpu", [p + 1, p + 5])
 
 
-def test_decode_stage_equals_sum_of_counted_steps(tiny_meta) -> None:  # type: ignore[no-untyped-def]
+def test_decode_stage_equals_sum_of_counted_steps(tiny_meta: Any) -> None:
     """The closed-form decode stage equals the counter summed over every step of a short generation."""
     work = _workload("base", (1654, 2339), 1).replace(max_new_tokens=6)
     analytic = build_layer_tree(TINY, work)["decode"].forward_flops()
     p = work.prefill_tokens
-    cache = deepseek_ocr.KVCache.for_decoder(TINY.decoder, batch=1, max_len=work.final_context, device="meta",
-                                             dtype=torch.float32)
+    cache = deepseek_ocr.KVCache.for_decoder(
+        TINY.decoder, batch=1, max_len=work.final_context, device="meta", dtype=torch.float32
+    )
     ids = torch.full((1, 1), 5, dtype=torch.long, device="meta")
     counted = 0
     for j in range(1, work.max_new_tokens):  # max_new_tokens − 1 steps after the prefill token

@@ -7,8 +7,9 @@ Logits come from the last position of each sequence only (:class:`LMHead`).
 MoE weight traffic: T routed tokens each pick k of E experts. Under uniform, independent routing
 an expert is missed by one token with probability 1 − k/E, so the expected number of DISTINCT
 experts a call touches (and whose weights it must read) is E·(1 − (1 − k/E)^T): 6 at batch-1
-decode, ≈ 64 for a long prefill. Real routing is skewed, which makes this an upper-side estimate
-for small T. FLOPs do not depend on routing: every token runs k experts.
+decode, ≈ 64 for a long prefill. Real routing is skewed (tokens of one sequence favour the same
+experts), so for 1 < T ≲ 100 this errs high; it is exact at T = 1. FLOPs do not depend on routing:
+every token runs k experts.
 """
 
 from __future__ import annotations

@@ -126,6 +126,12 @@ class LLMProfileRunner:
             state.incomplete_reason = f"out of GPU memory during {state.phase}: {str(exc).splitlines()[0]}"
             write_artifacts(state)
             raise ProfileIncomplete(state.incomplete_reason, state.output_dir) from None
+        except UserError:
+            if state.phase == "load":  # a bad --model / --weights: nothing measured, no report
+                raise
+            state.incomplete_reason = f"stopped during {state.phase}"
+            write_artifacts(state)
+            raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             state.incomplete_reason = f"{type(exc).__name__} during {state.phase}: {first}"

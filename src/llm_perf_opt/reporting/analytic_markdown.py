@@ -100,6 +100,7 @@ def render_report_md(report: AnalyticModelReport) -> str:
         "",
     ]
     by_id = {m.module_id: m for m in report.modules}
+    bounds = {v.module_id: bound for v, _, bound in _visits(report)}
     leaves = sorted(
         (s for s in report.module_metrics if not by_id[s.module_id].children),
         key=lambda s: s.total_time_ms,
@@ -107,7 +108,7 @@ def render_report_md(report: AnalyticModelReport) -> str:
     )[:TOP_MODULES]
     out += [
         table(
-            ["module", "class", "calls", "ms", "share", "TFLOP", "GB moved"],
+            ["module", "class", "calls", "ms", "share", "TFLOP", "GB moved", "bound"],
             [
                 [
                     f"`{s.module_id}`",
@@ -117,6 +118,7 @@ def render_report_md(report: AnalyticModelReport) -> str:
                     s.share_of_model_time,
                     s.total_flops_tflops,
                     s.total_io_tb * 1e3,
+                    bounds.get(s.module_id, "–"),
                 ]
                 for s in leaves
             ],
@@ -195,19 +197,31 @@ def render_report_md(report: AnalyticModelReport) -> str:
     return "\n".join(out)
 
 
+def _visits(report: AnalyticModelReport) -> list[tuple[Any, float, str]]:
+    """(walk visit, per-call roofline µs, bound) of every node of the tree rebuilt from ``report.inputs``."""
+    from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
+    from llm_perf_opt.analytic.report_tree import walk
+    from llm_perf_opt.analytic.roofline import Roofline
+
+    inp = report.inputs
+    root = build_root(build_stages(inp.model_spec, inp.workload_spec, inp.precision), inp.precision)
+    roof = Roofline(inp.hardware, inp.roofline, inp.precision.compute_dtype)
+    out = []
+    for v in walk(root):
+        t = roof.time(v.layer)
+        out.append((v, t.total_s * 1e6, t.bound))
+    return out
+
+
 def _doc(cls: type) -> str:
     return inspect.getdoc(cls) or ""
 
 
 def render_layer_pages(report: AnalyticModelReport) -> dict[str, str]:
     """``{LayerClass: markdown}`` for every layer class in the report's tree (rebuilt from inputs)."""
-    from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
-    from llm_perf_opt.analytic.report_tree import walk
-
     inp = report.inputs
-    root = build_root(build_stages(inp.model_spec, inp.workload_spec, inp.precision), inp.precision)
     rows: dict[type, list[list[Any]]] = {}
-    for v in walk(root):
+    for v, micros, bound in _visits(report):
         cls = v.layer.kind()
         c = v.layer.cost()
         shapes = ", ".join(f"{k}={_short(val)}" for k, val in v.layer.shapes().items())
@@ -221,6 +235,8 @@ def render_layer_pages(report: AnalyticModelReport) -> dict[str, str]:
                 c.bytes_moved / 1e6,
                 c.weight_params,
                 c.kernels,
+                micros,
+                bound,
             ]
         )
     pages = {}
@@ -240,10 +256,22 @@ def render_layer_pages(report: AnalyticModelReport) -> dict[str, str]:
             "",
             f"## In this workload ({inp.workload_spec.profile_id}, precision {inp.precision.weight_dtype})",
             "",
-            "Per-call numbers; `calls` = runs in one generation call (decode-step rows are means over steps).",
+            f"Per-call numbers; `calls` = runs in one generation call (decode-step rows are means over steps); "
+            f"roofline time on {inp.hardware.name}.",
             "",
             table(
-                ["module", "shapes", "calls", "GFLOP", "non-matmul GFLOP", "MB moved", "weight params", "kernels"],
+                [
+                    "module",
+                    "shapes",
+                    "calls",
+                    "GFLOP",
+                    "non-matmul GFLOP",
+                    "MB moved",
+                    "weight params",
+                    "kernels",
+                    "µs",
+                    "bound",
+                ],
                 shown,
             ),
         ]

@@ -10,6 +10,7 @@ STAGE_LABELS: dict[str, str] = {
     "total_ms": "Total (generate call)",
     "ttft_ms": "Time to first token",
     "prefill_ms": "Prefill (first forward, vision included)",
+    "vision_range_ms": "  Vision range (incl. projector)",
     "vision_ms": "  Vision: SAM + CLIP + glue",
     "sam_ms": "    SAM",
     "clip_ms": "    CLIP",

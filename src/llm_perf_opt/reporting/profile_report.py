@@ -20,11 +20,22 @@ MFU_LABELS: dict[str, str] = {
 }
 
 
+def _peaks_text(state: ProfileState) -> str:
+    peaks = state.peaks
+    if peaks is None:
+        return "—"
+    parts = []
+    if peaks.tflops:
+        parts.append(f"{peaks.tflops:g} TFLOP/s dense")
+    if peaks.bandwidth_tbs:
+        parts.append(f"{peaks.bandwidth_tbs:g} TB/s")
+    return (", ".join(parts) + " — " if parts else "") + peaks.source
+
+
 def _header(state: ProfileState) -> list[str]:
     cfg = state.config
     s = state.session
     env = state.env
-    peaks = state.peaks
     lines = [f"# Profile report: {s.spec.name if s else cfg.model} on {env.get('device_name', state.device)}", ""]
     if state.incomplete:
         lines += [
@@ -52,11 +63,7 @@ def _header(state: ProfileState) -> list[str]:
             f"{cfg.max_new_tokens} (min {cfg.max_new_tokens if cfg.min_new_tokens is None else cfg.min_new_tokens})",
         ],
         ["Timed runs", f"{len(state.records)} of {state.planned_runs}"],
-        [
-            "Peaks for MFU",
-            (f"{peaks.tflops:g} TFLOP/s dense, {peaks.bandwidth_tbs or 0:g} TB/s — " if peaks and peaks.tflops else "")
-            + (peaks.source if peaks else "—"),
-        ],
+        ["Peaks for MFU", _peaks_text(state)],
     ]
     if state.session:
         rows.append(["Model load", f"{state.session.load_seconds:.1f} s"])

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import asdict, frozen
+from attrs import fields, frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Precision
 from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_root, build_stages
@@ -94,7 +94,10 @@ class WhatIfRow:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; ``stages`` nested as {stage: {predicted_ms, bound}}."""
-        return asdict(self, recurse=True)
+        data = {name: getattr(self, name) for name in _ROW_FIELDS}
+        data["scenario"] = dict(self.scenario)
+        data["stages"] = {k: {"predicted_ms": s.predicted_ms, "bound": s.bound} for k, s in self.stages.items()}
+        return data
 
     def to_flat(self) -> dict[str, Any]:
         """One flat record (CSV): scenario keys first, then ``<stage>_ms`` / ``<stage>_bound`` columns."""
@@ -108,6 +111,9 @@ class WhatIfRow:
         for name, res in stages.items():
             out[f"{name}_bound"] = res["bound"]
         return out
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(WhatIfRow))
 
 
 def _params_key(params: RooflineParams) -> tuple[Any, ...]:
@@ -128,12 +134,48 @@ class _ShapeData:
 
     __slots__ = ("image_tokens", "memory", "prefill_tokens", "stages")
 
-    def __init__(self, spec: ModelSpec, workload: Workload, prec: Precision) -> None:
-        self.stages = build_stages(spec, workload, prec)
-        cost = build_root(self.stages, prec).cost()
-        self.memory = (cost.weight_bytes / GB, cost.kv_cache_bytes / GB, cost.activation_bytes / GB)
-        self.image_tokens = workload.layout.total_slots
-        self.prefill_tokens = workload.prompt_tokens + self.image_tokens
+    def __init__(self, stages: dict[str, BaseLayer], memory: tuple[float, float, float], image_tokens: int,
+                 prompt_tokens: int) -> None:
+        self.stages = stages
+        self.memory = memory
+        self.image_tokens = image_tokens
+        self.prefill_tokens = prompt_tokens + image_tokens
+
+
+class _StateWalk:
+    """Resident state and peak activations of a layer tree, without the full cost aggregate.
+
+    ``root.cost()`` also merges FLOPs, bytes and per-category tables at every level, which is most
+    of the work for a fresh tree and not needed here. This walk applies exactly the state rules
+    of :func:`llm_perf_opt.analytic.base.aggregate` (``c ×`` for distinct instances, ``max`` for
+    shared state, ``max`` for activations) in the same order, so the numbers are bit-identical to
+    ``root.cost()`` (a test checks it). Memoised per layer across scenarios.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[BaseLayer, tuple[float, float, float]] = {}
+
+    def __call__(self, layer: BaseLayer) -> tuple[float, float, float]:
+        hit = self._memo.get(layer)
+        if hit is not None:
+            return hit
+        kids = layer.children()
+        if not kids:
+            c = layer.cost()
+            out = (c.weight_bytes, c.kv_cache_bytes, c.activation_bytes)
+        else:
+            weights, kv, act = 0.0, 0.0, 0.0
+            for child in kids:
+                w, k, a = self(child.layer)
+                n = child.count
+                if child.shared_state:
+                    weights, kv = max(weights, w), max(kv, k)
+                else:
+                    weights, kv = weights + n * w, kv + n * k
+                act = max(act, a)
+            out = (weights, kv, act)
+        self._memo[layer] = out
+        return out
 
 
 class Evaluator:
@@ -143,6 +185,8 @@ class Evaluator:
         self._shapes: dict[_Shape, _ShapeData] = {}
         self._rooflines: dict[tuple[Any, ...], Roofline] = {}
         self._max_batch: dict[tuple[_Shape, float], int] = {}
+        self._slots: dict[tuple[Any, ...], int] = {}
+        self._state = _StateWalk()
 
     # -- building blocks -------------------------------------------------------------------
     @staticmethod
@@ -156,7 +200,14 @@ class Evaluator:
     def data(self, key: _Shape) -> _ShapeData:
         hit = self._shapes.get(key)
         if hit is None:
-            hit = self._shapes[key] = _ShapeData(*key)
+            spec, work, prec = key
+            stages = build_stages(spec, work, prec)
+            weights, kv, act = self._state(build_root(stages, prec))
+            slots_key = (work.mode, work.page_size, work.max_crops)
+            slots = self._slots.get(slots_key)
+            if slots is None:
+                slots = self._slots[slots_key] = work.image_tokens
+            hit = self._shapes[key] = _ShapeData(stages, (weights / GB, kv / GB, act / GB), slots, work.prompt_tokens)
         return hit
 
     def roofline(self, hardware: HardwareSpec, params: RooflineParams, compute_dtype: str) -> Roofline:

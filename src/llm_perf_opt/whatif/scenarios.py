@@ -7,7 +7,7 @@ The first swept key varies slowest, the last fastest (``itertools.product`` orde
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import frozen
@@ -64,10 +64,11 @@ def parse_cli_sweeps(texts: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-def _as_list(key: str, values: Any) -> list[Any]:
+def sweep_values(key: str, values: Any) -> list[Any]:
+    """The values of one sweep: a list (any iterable) or the command-line text ``'V1,V2,…'``."""
     if isinstance(values, str):
-        return list(split_sweep_values(key, values))
-    if isinstance(values, Sequence) or isinstance(values, Iterable):
+        return split_sweep_values(key, values)
+    if isinstance(values, Iterable) and not isinstance(values, Mapping):
         out = list(values)
         if not out:
             raise UserError(f"sweep {key} has no values")
@@ -88,7 +89,7 @@ def build_grid(
     for key, values in (sweeps or {}).items():
         if key in fixed:
             raise UserError(f"key {key} is both set and swept; use one of --set {key}=… or --sweep {key}=…")
-        swept[key] = [parse_value(key, raw) for raw in _as_list(key, values)]
+        swept[key] = [parse_value(key, raw) for raw in sweep_values(key, values)]
     size = 1
     for values in swept.values():
         size *= len(values)

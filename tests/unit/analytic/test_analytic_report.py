@@ -205,3 +205,24 @@ def test_analytic_path_imports_no_torch(tmp_path: Path) -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("new_tokens", [0, 1])
+def test_no_decode_steps_in_the_report(new_tokens: int) -> None:
+    work = WORKLOAD_PROFILES["base"].replace(max_new_tokens=new_tokens)
+    rep = api.build_report(TINY, work, HARDWARE_TABLE["rtx5090"])
+    decode = rep.stage("decode")
+    assert (decode.calls, decode.flops_tflops, decode.predicted_ms, decode.bound) == (0, 0.0, 0.0, "none")
+    assert rep.memory.kv_cache_gb == pytest.approx(rep.stage("prefill").kv_cache_gb)
+    validate_module_tree(rep.modules)
+
+
+def test_unknown_schema_version_is_refused(report: AnalyticModelReport, tmp_path: Path) -> None:
+    from llm_perf_opt.errors import UserError
+
+    api.write_report(report, tmp_path)
+    data = json.loads((tmp_path / "report.json").read_text())
+    data["schema_version"] = "llm-perf-opt.analytic-report/99"
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match="schema_version"):
+        api.load_report(tmp_path / "old.json")

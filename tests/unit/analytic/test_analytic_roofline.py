@@ -80,3 +80,17 @@ def test_params_defaults_and_validation() -> None:
         RooflineParams(bandwidth_efficiency=0.0)
     with pytest.raises(UserError, match="launch_overhead_us"):
         RooflineParams(launch_overhead_us=-1.0)
+
+
+def test_roofline_params_from_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from llm_perf_opt.analytic.api import load_roofline_params
+
+    good = tmp_path / "fit.yaml"
+    good.write_text("compute_efficiency:\n  lm_head: 0.9\nlaunch_overhead_us: 3\n")
+    params = load_roofline_params(good)
+    assert params.launch_overhead_us == 3.0 and params.efficiency("lm_head") == 0.9
+    assert params.efficiency("norm") == DEFAULT_COMPUTE_EFFICIENCY["norm"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("compute_efficiency:\n  gemm: 0.9\n")
+    with pytest.raises(UserError, match=r"bad.yaml: .*unknown operator category 'gemm'"):
+        load_roofline_params(bad)

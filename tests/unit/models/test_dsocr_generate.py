@@ -38,13 +38,18 @@ def test_page_runs_vision_prefill_and_8_decode_steps_fast(
     tiny_model: DeepseekOCRForCausalLM, tiny_spec: ModelSpec, page_image: Image.Image, mode: str
 ) -> None:
     generate(tiny_model, _inputs(tiny_spec, page_image, mode), max_new_tokens=2, min_new_tokens=2)  # warm-up
-    elapsed = []
-    for _ in range(2):  # best of two: a busy shared CI core should not fail the test
-        start = time.perf_counter()
+    # One intra-op thread and this thread's CPU time: the budget holds on a busy shared machine
+    # too (wall time there measures the neighbours). Unloaded, wall ≈ this figure.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.thread_time()
         inputs = _inputs(tiny_spec, page_image, mode)  # preprocessing included
         result = generate(tiny_model, inputs, max_new_tokens=9, min_new_tokens=9)
-        elapsed.append(time.perf_counter() - start)
-    assert min(elapsed) < 1.0, f"{mode}: {min(elapsed):.2f} s"
+        elapsed = time.thread_time() - start
+    finally:
+        torch.set_num_threads(threads)
+    assert elapsed < 1.0, f"{mode}: {elapsed:.2f} s of CPU"
     assert result.tokens.shape == (1, 9) and result.tokens.dtype == torch.int64
     assert result.prompt_len == inputs.prompt_len == 10 + inputs.num_image_tokens
     assert result.cache_len == result.prompt_len + 8

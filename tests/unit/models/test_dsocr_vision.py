@@ -47,7 +47,7 @@ def test_windowed_block_matches_per_window_reference(tiny_model: DeepseekOCRForC
     # Masking the padded keys would give a different answer: the padding really participates.
     with torch.no_grad():
         win = normed[:, 14:28, 14:28]
-        b, h, w, c = win.shape
+        b, h, w, _ = win.shape
         heads, hd = block.attn.num_heads, block.attn.head_dim
         qkv = block.attn.qkv(win).reshape(b, h * w, 3, heads, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)

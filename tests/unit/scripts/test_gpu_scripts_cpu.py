@@ -148,7 +148,7 @@ def test_bench_weight_copy_covers_every_tensor(bench: ModuleType) -> None:
     assert info["hf_tensors_copied"] == len(hf.state_dict())
     layer = ours.model.layers[1].mlp
     packed = hf.layers[1].mlp.experts
-    i = layer.intermediate
+    i = MODEL_REGISTRY["tiny"].decoder.moe_intermediate_size
     assert torch.equal(packed.gate_up_proj[5, :i], layer.experts[5].gate_proj.weight)
     assert torch.equal(packed.gate_up_proj[5, i:], layer.experts[5].up_proj.weight)
     assert torch.equal(packed.down_proj[2], layer.experts[2].down_proj.weight)

@@ -69,7 +69,7 @@ def attend(
     return torch.matmul(probs, v)
 
 
-def pack_parameters(groups: Sequence[Sequence[nn.Parameter]]) -> torch.Tensor:
+def pack_parameters(groups: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
     """Copy parameters into one new tensor [G, rows, ...] and make each parameter a view of it.
 
     Group g is the concatenation (along dim 0) of its parameters; the groups are stacked along a
@@ -108,7 +108,7 @@ class PackedModule(nn.Module):
     def _pack(self) -> None:
         raise NotImplementedError
 
-    def _packed_views(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    def _packed_views(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(parameter, packed tensor it must view) pairs, used to detect broken views."""
         return []
 

@@ -110,6 +110,8 @@ def generate(
     """
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
+    if min_new_tokens is not None and min_new_tokens < 0:
+        raise UserError(f"min_new_tokens must be ≥ 0, got {min_new_tokens}")
     if no_repeat_ngram_size < 0:
         raise UserError(f"no_repeat_ngram_size must be ≥ 0, got {no_repeat_ngram_size}")
     min_new = min(min_new_tokens or 0, max_new_tokens)

@@ -81,7 +81,7 @@ class DeepseekOCRForCausalLM(nn.Module):
         self.attn_impl = check_attn_impl(attn_impl)
         for module in self.modules():
             if hasattr(module, "attn_impl"):
-                module.attn_impl = attn_impl
+                setattr(module, "attn_impl", attn_impl)  # noqa: B010 (any module with the attribute)
 
     def set_moe_impl(self, impl: str) -> None:
         """Routed-expert dispatch of every MoE layer: "auto", "grouped", "loop" or "gather" (see MoE)."""

@@ -64,7 +64,7 @@ def build_model(
         return model
     model.to_empty(device=target)
     with torch.no_grad():
-        ids = model.model.vision_model.embeddings.position_ids
+        ids = model.get_buffer(POSITION_IDS)
         ids.copy_(torch.arange(ids.shape[-1], device=target).unsqueeze(0))
     if tensors is None:
         init_random_(model, seed)
