@@ -426,8 +426,8 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         lo, hi, med = r.get("measured_min_ms"), r.get("measured_max_ms"), r.get("measured_ms")
         spread = f"{(hi - lo) / med:.1%}" if med and lo is not None and hi is not None else "n/a"
         print(
-            f"{r['stage']:<32} {_f(med, '12.3f')} {spread:>7} {_f(r['predicted_ms'], '13.3f')} "
-            f"{_f(r.get('pred_over_meas'), '9.2f')} {_f(r.get('achieved_tflops_per_s'), '8.1f')} "
+            f"{r['stage']:<32} {_f(med, '.3f'):>12} {spread:>7} {_f(r['predicted_ms'], '.3f'):>13} "
+            f"{_f(r.get('pred_over_meas'), '.2f'):>9} {_f(r.get('achieved_tflops_per_s'), '.1f'):>8} "
             f"{r.get('bound') or '':<8}",
             flush=True,
         )

@@ -92,7 +92,8 @@ def test_bad_keys_and_values(report_path: Path, args: list[str], needle: str) ->
 
 def test_bad_report_files(report_path: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({**json.loads(report_path.read_text()), "schema_version": "llm-perf-opt.analytic-report/2"}))
+    data = json.loads(report_path.read_text())
+    other.write_text(json.dumps({**data, "schema_version": "llm-perf-opt.analytic-report/2"}))
     cases = [
         ([], "--report PATH is required"),
         (["--report", str(tmp_path / "missing.json")], "missing.json does not exist"),

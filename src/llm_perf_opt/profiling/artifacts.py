@@ -17,6 +17,11 @@ from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_yaml
 from llm_perf_opt.profiling.report_build import build_report, operator_summaries
 from llm_perf_opt.profiling.state import ProfileState
+from llm_perf_opt.reporting.profile_assumptions import render_assumptions
+from llm_perf_opt.reporting.profile_operators import render_operators
+from llm_perf_opt.reporting.profile_plot import render_stage_breakdown
+from llm_perf_opt.reporting.profile_report import render_report
+from llm_perf_opt.reporting.profile_summary import render_stakeholder_summary
 
 ARTIFACTS: tuple[str, ...] = (
     "report.md",
@@ -64,12 +69,6 @@ def write_runs(state: ProfileState) -> None:
 
 def write_artifacts(state: ProfileState) -> LLMProfileReport | None:
     """Write all artifacts from the current state; returns the report (None if it could not be built)."""
-    from llm_perf_opt.reporting.profile_assumptions import render_assumptions
-    from llm_perf_opt.reporting.profile_operators import render_operators
-    from llm_perf_opt.reporting.profile_plot import render_stage_breakdown
-    from llm_perf_opt.reporting.profile_report import render_report
-    from llm_perf_opt.reporting.profile_summary import render_stakeholder_summary
-
     out = state.output_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_yaml(out / "inputs.yaml", inputs_document(state))

@@ -18,6 +18,7 @@ artifact, marked incomplete, with what finished.
 from __future__ import annotations
 
 import functools
+import importlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -68,6 +69,10 @@ class LLMProfileRunner:
     def prepare_state(self) -> ProfileState:
         """Resolve device, dtype, output directory and inputs (all user errors surface here)."""
         cfg = self.config
+        try:  # fail before any measurement when an artifact writer cannot be imported (e.g. no cattrs)
+            importlib.import_module("llm_perf_opt.profiling.artifacts")
+        except ImportError as exc:
+            raise UserError(f"cannot write profile artifacts: {exc} (install the missing package)") from None
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
         run_id = cfg.run_id or new_run_id()

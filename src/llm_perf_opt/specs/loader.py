@@ -37,6 +37,12 @@ def spec_from_config(config: dict[str, Any], name: str) -> ModelSpec:
     The encoders are hard-coded in the official code (reference §1.2), so SAM and CLIP keep the
     built-in numbers unless ``vision_config.width`` names other depths and widths.
     """
+    if isinstance(config.get("llm_perf_opt_spec"), dict):
+        # Written by our own save_checkpoint: the complete spec, including encoder widths that
+        # the official config has no key for (tiny variants).
+        from llm_perf_opt.contracts.convert import structure
+
+        return structure({**config["llm_perf_opt_spec"], "name": name}, ModelSpec, source=name)
     if config.get("use_mla"):
         raise UserError(f"{name}: use_mla=true (MLA attention) is not DeepSeek-OCR's decoder; not supported")
     merged = dict(config.get("language_config") or {})

@@ -186,16 +186,24 @@ class Evaluator:
         self._rooflines: dict[tuple[Any, ...], Roofline] = {}
         self._max_batch: dict[tuple[_Shape, float], int] = {}
         self._slots: dict[tuple[Any, ...], int] = {}
+        self._variants: dict[tuple[Workload, int | None], Workload] = {}
         self._state = _StateWalk()
 
     # -- building blocks -------------------------------------------------------------------
-    @staticmethod
-    def shape_key(inputs: AnalyticInputs) -> _Shape:
+    def _variant(self, work: Workload, batch: int | None = None) -> Workload:
+        """``work`` without labels and page count (they do not change the tree), at ``batch`` if given."""
+        memo = (work, batch)
+        hit = self._variants.get(memo)
+        if hit is None:
+            changes: dict[str, Any] = {"profile_id": "", "description": "", "num_pages": 1, "doc_kind": "synthetic"}
+            if batch is not None:
+                changes["batch_size"] = batch
+            hit = self._variants[memo] = work.replace(**changes)
+        return hit
+
+    def shape_key(self, inputs: AnalyticInputs) -> _Shape:
         """Scenarios with equal keys share one layer tree (they differ in hardware or roofline only)."""
-        work = inputs.workload_spec
-        if (work.profile_id, work.description, work.num_pages, work.doc_kind) != ("", "", 1, "synthetic"):
-            work = work.replace(profile_id="", description="", num_pages=1, doc_kind="synthetic")
-        return inputs.model_spec, work, inputs.precision
+        return inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision
 
     def data(self, key: _Shape) -> _ShapeData:
         hit = self._shapes.get(key)
@@ -221,7 +229,7 @@ class Evaluator:
     def total_memory(self, key: _Shape, batch: int) -> float:
         spec, work, prec = key
         if work.batch_size != batch:
-            key = (spec, work.replace(batch_size=batch), prec)
+            key = (spec, self._variant(work, batch), prec)
         weights, kv, act = self.data(key).memory
         return weights + kv + act
 
@@ -236,7 +244,7 @@ class Evaluator:
         layer tree per workload. Anything else (not collinear, or a tie within rounding at the
         boundary) falls back to bisection on exact evaluations: O(log B), never a loop over B.
         """
-        memo = (key[0], key[1].replace(batch_size=1), key[2]), memory_gb
+        memo = (key[0], self._variant(key[1], 1), key[2]), memory_gb
         hit = self._max_batch.get(memo)
         if hit is None:
             hit = self._max_batch[memo] = self._solve_max_batch(key, memory_gb)

@@ -49,3 +49,15 @@ def test_malformed_config_names_the_file(tmp_path: Path, content: str, needle: s
 def test_directory_without_config(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no config.json"):
         load_model_spec(str(tmp_path))
+
+
+def test_full_spec_written_by_save_checkpoint_wins(tmp_path: Path) -> None:
+    from attrs import asdict
+
+    from llm_perf_opt.specs.model_spec import TINY
+
+    config = json.loads(FIXTURE.read_text())
+    config["llm_perf_opt_spec"] = json.loads(json.dumps(asdict(TINY)))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    spec = load_model_spec(str(tmp_path))
+    assert spec.replace(name="tiny") == TINY

@@ -95,7 +95,8 @@ def test_bad_values_name_key_and_value(key: str, raw: object, needle: str) -> No
 
 
 def test_unknown_hardware_names_the_key_and_the_valid_ids() -> None:
-    with pytest.raises(UserError, match=r"invalid value 'h900' for hardware: unknown hardware 'h900'; valid: .*h100-sxm"):
+    needle = r"invalid value 'h900' for hardware: unknown hardware 'h900'; valid: .*h100-sxm"
+    with pytest.raises(UserError, match=needle):
         parse_value("hardware", "h900")
 
 

@@ -18,6 +18,9 @@ def test_json_yaml_and_directory_load_the_same_report(ocr_report_path: Path) -> 
     assert from_json.inputs.hardware.id == "h100-sxm"
 
 
+OLD_SCHEMA = "llm-perf-opt.analytic-report/0"
+
+
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -41,7 +44,7 @@ def _data(ocr_report_path: Path) -> dict[str, object]:
         (lambda t, r: r.with_name("summary.json"), "is not an AnalyticModelReport \\(no schema_version"),
         (lambda t, r: _write(t, "p.json", json.dumps({"schema_version": "llm-perf-opt.profile-report/1"})),
          "is not an AnalyticModelReport \\(schema_version 'llm-perf-opt.profile-report/1'"),
-        (lambda t, r: _write(t, "old.json", json.dumps({**_data(r), "schema_version": "llm-perf-opt.analytic-report/0"})),
+        (lambda t, r: _write(t, "old.json", json.dumps({**_data(r), "schema_version": OLD_SCHEMA})),
          "schema version 'llm-perf-opt.analytic-report/0'.*re-run 'llm-perf-opt analyze'"),
         (lambda t, r: _write(t, "broken.json", json.dumps({k: v for k, v in _data(r).items() if k != "inputs"})),
          "invalid AnalyticModelReport: required field missing @ \\$.inputs"),
