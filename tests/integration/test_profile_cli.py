@@ -363,3 +363,21 @@ def test_trust_remote_code_loads_the_checkpoints_own_code(pages: Path, tmp_path:
     # Without the flag the code is never run and this checkpoint (code + wrapped names) is refused.
     code, _, stderr = run([*common, "--output-dir", str(tmp_path / "no-flag")])
     assert code == 2 and stderr.startswith("error: ")
+
+
+def test_interrupt_while_loading_still_writes_a_valid_incomplete_report(
+    pages: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_perf_opt.profiling import session as session_mod
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session_mod.ProfileSession, "load", boom)
+    code, _, stderr = run([*FAST, "--images", str(pages / "text_heavy.png"), "--output-dir", str(tmp_path)])
+    assert code == 130 and "incomplete" in stderr
+    report = load(tmp_path / "metrics.json", LLMProfileReport)
+    assert report.incomplete and report.timings == [] and report.aggregates == {}
+    assert "during load" in report.warnings[0]
+    assert (tmp_path / "runs.jsonl").read_text() == ""
+    assert "No timed run finished" in (tmp_path / "report.md").read_text()

@@ -59,7 +59,12 @@ def test_overridden_rows_equal_a_rebuilt_report(ocr_report: AnalyticModelReport,
     inp = apply_overrides(ocr_report, overrides)
     rebuilt = api.build_report(inp.model_spec, inp.workload_spec, inp.hardware, params=inp.roofline,
                                precision=inp.precision)
-    assert_row_is_report(evaluate(ocr_report, overrides)[0], rebuilt)
+    row = evaluate(ocr_report, overrides)[0]
+    assert_row_is_report(row, rebuilt)
+    totals = api.stage_totals(inp.model_spec, inp.workload_spec, precision=inp.precision, hardware=inp.hardware,
+                              params=inp.roofline)
+    assert {k: (v.predicted_ms, v.bound) for k, v in totals.items()} == {
+        k: (v.predicted_ms, v.bound) for k, v in row.stages.items()}
 
 
 def test_state_walk_equals_root_cost() -> None:
