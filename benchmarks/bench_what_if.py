@@ -7,7 +7,9 @@ default table output (stdout discarded) and files written. Grids:
 * planning — 5 GPUs x 2 dtypes x 10 batch sizes x 10 token budgets (200 distinct layer trees);
 * worst — 100 batch sizes x 10 token budgets: every scenario a new layer tree.
 
-Prints one line per run, the median per grid, and whether torch / numpy were imported.
+Prints one line per run (wall and CPU time: the process is single-threaded, so on a busy machine
+the CPU time is what an idle one would take), the median per grid, and whether torch / numpy /
+matplotlib were imported.
 
     python benchmarks/bench_what_if.py [--runs 5] [--grid planning|worst|both]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,17 +47,22 @@ def _cli(*args: str) -> list[str]:
 
 def time_grid(name: str, report: Path, out: Path, runs: int) -> float:
     args = _cli("what-if", "--report", str(report), "--output-dir", str(out / name), *GRIDS[name])
-    times = []
+    times, cpus = [], []
     for i in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         times.append(elapsed)
-        print(f"{name} run {i + 1}: {elapsed:.3f} s")
+        cpus.append(cpu)
+        print(f"{name} run {i + 1}: {elapsed:.3f} s wall, {cpu:.3f} s CPU")
     rows = sum(1 for _ in (out / name / "whatif.csv").open()) - 1
     median = statistics.median(times)
     verdict = "ok" if median < TARGET_S else "OVER"
-    print(f"{name}: median {median:.3f} s over {runs} runs for {rows} scenarios (target < {TARGET_S} s: {verdict})")
+    print(f"{name}: median {median:.3f} s wall ({statistics.median(cpus):.3f} s CPU) over {runs} runs for {rows} "
+          f"scenarios (target < {TARGET_S} s wall: {verdict})")
     return median
 
 

@@ -220,3 +220,10 @@ def test_rows_come_back_in_grid_order(ocr_report: AnalyticModelReport) -> None:
     assert [r.index for r in rows] == list(range(6))
     assert [(r.hardware, r.max_new_tokens) for r in rows] == [
         (hw, t) for hw in ("h100-sxm", "h200") for t in (8, 16, 32)]
+
+
+def test_bounded_caches_do_not_change_results(ocr_report: AnalyticModelReport, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweeps = {"hardware": "h100-sxm,l40s", "batch_size": [1, 2, 3], "max_new_tokens": [16, 32]}
+    full = evaluate(ocr_report, sweeps=sweeps, evaluator=Evaluator())
+    monkeypatch.setattr(__import__("sys").modules["llm_perf_opt.whatif.evaluate"], "MAX_CACHED_SHAPES", 2)
+    assert evaluate(ocr_report, sweeps=sweeps, evaluator=Evaluator()) == full
