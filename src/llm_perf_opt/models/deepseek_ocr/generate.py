@@ -120,6 +120,8 @@ def generate(
     cache = new_cache(model, batch, prompt_len + max(max_new_tokens - 1, 0))
     ban = _NgramBan(no_repeat_ngram_size, inputs.input_ids) if no_repeat_ngram_size > 0 else None
 
+    # Staged before the timed stages (see ModelInputs.to).
+    inputs = inputs.to(model.device, model.dtype)
     with torch.inference_mode():
         out = torch.full((batch, max_new_tokens), eos, dtype=torch.long, device=model.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=model.device)

@@ -7,7 +7,7 @@ functions the analytic model uses), so a prepared page always has
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,11 @@ class PreparedPage:
     def mode(self) -> ResolutionMode:
         return self.layout.mode
 
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> PreparedPage:
+        """The same page with its pixels on ``device`` in ``dtype`` (a no-op when already there)."""
+        tiles = None if self.tiles is None else self.tiles.to(device=device, dtype=dtype)
+        return replace(self, global_view=self.global_view.to(device=device, dtype=dtype), tiles=tiles)
+
     @property
     def num_image_tokens(self) -> int:
         """Image-token slots of this page in the LM input (= layout.total_slots)."""
@@ -141,6 +146,19 @@ class ModelInputs:
     @property
     def num_image_tokens(self) -> int:
         return self.pages[0].num_image_tokens
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> ModelInputs:
+        """Ids, mask and pixels on ``device`` (pixels in ``dtype``).
+
+        Like the official ``infer()``, which moves the preprocessed images to the GPU before
+        ``generate``: the host→device copy is input staging, not vision work, and timing it
+        inside the vision stage would charge SAM/CLIP for PCIe traffic.
+        """
+        return ModelInputs(
+            input_ids=self.input_ids.to(device),
+            image_mask=self.image_mask.to(device),
+            pages=[page.to(device, dtype) for page in self.pages],
+        )
 
 
 def placeholder_ids(spec: ModelSpec, count: int) -> list[int]:
