@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llm_perf_opt.contracts.models import DeepSeekOCRAnalyticReportSummary
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
+
+if TYPE_CHECKING:
+    from llm_perf_opt.calibration.run_dir import ProfileRun
 
 
 def analyze_to_dir(
@@ -20,12 +24,41 @@ def analyze_to_dir(
     calibration: Path | None = None,
     report_id: str | None = None,
     output_dir: Path,
+    calibrate_from: ProfileRun | None = None,
+    compare_with: ProfileRun | None = None,
 ) -> tuple[AnalyticModelReport, DeepSeekOCRAnalyticReportSummary]:
-    """Build the analytic report and write report.json/.yaml, summary.json, report.md, layers/*.md."""
+    """Build the analytic report and write report.json/.yaml, summary.json, report.md, layers/*.md.
+
+    ``calibrate_from`` (a profile run, :func:`llm_perf_opt.calibration.read_run_dir`): fit the roofline
+    parameters to it first (starting from ``calibration`` or the defaults) and build the report with
+    them; also writes calibration.yaml and calibration_fit.json. ``compare_with``: fill the summary's
+    measured_total_time_ms / predicted_vs_measured_ratio and add a per-stage measured-vs-predicted table
+    to report.md, for the run's exact input (pass that input as ``workload`` for a consistent report).
+    """
     from llm_perf_opt.analytic import api
 
     precision = api.precision_for(dtype)
     params = api.load_roofline_params(calibration) if calibration else api.RooflineParams()
-    report = api.build_report(spec, workload, hardware, params=params, precision=precision, report_id=report_id)
-    api.write_report(report, output_dir)
-    return report, api.summary_of(report)
+    fit = None
+    if calibrate_from is not None:
+        from llm_perf_opt.calibration import fit_run
+
+        fit = fit_run(calibrate_from, start=params)
+        params = fit.params
+    report = api.build_report(
+        spec, workload, hardware, params=params, precision=precision, report_id=report_id,
+        profile_run_id=compare_with.run_id if compare_with is not None else None,
+    )
+    summary = api.summary_of(report)
+    if fit is None and compare_with is None:
+        api.write_report(report, output_dir)
+        return report, summary
+    from llm_perf_opt.analytic.writer import write_report_files
+    from llm_perf_opt.calibration import compare_run, with_measurement, write_extras
+
+    comparison = compare_run(compare_with, report) if compare_with is not None else None
+    if comparison is not None and compare_with is not None:
+        summary = with_measurement(summary, comparison, compare_with)
+    write_report_files(report, Path(output_dir), summary)
+    write_extras(Path(output_dir), fit=fit, fit_run_=calibrate_from, comparison=comparison, compare_run_=compare_with)
+    return report, summary

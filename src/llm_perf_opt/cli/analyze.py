@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,6 +39,14 @@ def default_run_id() -> str:
               help="Weight, activation and KV-cache dtype.")
 @click.option("--calibration", "calibration", type=click.Path(dir_okay=False), default=None,
               help="Roofline parameters (YAML/JSON) fitted from a profile run.")
+@click.option("--calibrate-from", "calibrate_from", default=None, metavar="RUN_DIR",
+              help="Fit the roofline's per-category compute efficiencies, bandwidth efficiency and per-kernel "
+                   "overhead to a 'profile' run directory (its env.json names the GPU); the report uses them and "
+                   "calibration.yaml is written beside it. Model, GPU and dtype default to the run's.")
+@click.option("--compare-with", "compare_with", default=None, metavar="RUN_DIR",
+              help="Compare with a 'profile' run: the report is built for the run's exact input (model, mode, page "
+                   "size, tokens, batch, dtype, GPU); summary.json gets measured_total_time_ms and "
+                   "predicted_vs_measured_ratio, report.md a per-stage measured-vs-predicted table.")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write; default tmp/profile-output/<run_id>/static_analysis/analytic_model/.")
 @click.option("--run-id", default=None, help="Run id (default: UTC timestamp).")
@@ -55,6 +64,8 @@ def analyze(
     batch_size: int | None,
     dtype: str,
     calibration: str | None,
+    calibrate_from: str | None,
+    compare_with: str | None,
     output_dir: str | None,
     run_id: str | None,
     as_json: bool,
@@ -79,13 +90,16 @@ def analyze(
     if overrides:
         work = work.replace(**overrides)
     hw = load_hardware(hardware)
+    calib_run = compare_run = None
+    if calibrate_from is not None or compare_with is not None:
+        spec, work, hw, dtype, calib_run, compare_run = _with_runs(spec, work, hw, dtype, calibrate_from, compare_with)
     run = run_id or default_run_id()
     if "/" in run or run in ("", ".", ".."):
         raise UserError(f"--run-id {run!r} must be a plain name")
     out = Path(output_dir) if output_dir else Path("tmp/profile-output") / run / "static_analysis" / "analytic_model"
     report, summary = analyze_to_dir(
         spec, work, hw, dtype=dtype, calibration=Path(calibration) if calibration else None,
-        report_id=run, output_dir=out,
+        report_id=run, output_dir=out, calibrate_from=calib_run, compare_with=compare_run,
     )
     if as_json:
         from llm_perf_opt.contracts.convert import converter
@@ -95,3 +109,41 @@ def analyze(
     from llm_perf_opt.reporting.terminal import print_analytic_summary
 
     print_analytic_summary(report, out)
+
+
+_WORKLOAD_OPTIONS = ("workload", "resolution", "page_size", "max_crops", "max_new_tokens", "prompt_tokens",
+                     "batch_size", "dtype")
+
+
+def _with_runs(spec: Any, work: Any, hw: Any, dtype: str, calibrate_from: str | None,
+               compare_with: str | None) -> tuple[Any, Any, Any, str, Any, Any]:
+    """Read the run directories; the report takes model, GPU and dtype (and, to compare, the exact
+    input) from the run unless given on the command line."""
+    from click.core import ParameterSource
+
+    from llm_perf_opt.calibration import read_run_dir
+
+    ctx = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+    hw_override = hw if given("hardware") else None
+    spec_override = spec if given("model") else None
+    calib = compare = None
+    if compare_with is not None:
+        clash = [f"--{n.replace('_', '-')}" for n in _WORKLOAD_OPTIONS if given(n)]
+        if clash:
+            raise UserError(f"--compare-with builds the report for the run's exact input; drop {', '.join(clash)}")
+        compare = read_run_dir(compare_with, hardware=hw_override, model=spec_override)
+        spec, work, hw, dtype = compare.spec, compare.primary.workload, compare.hardware, compare.precision
+    if calibrate_from is not None:
+        calib = read_run_dir(calibrate_from, hardware=hw_override, model=spec_override)
+        if compare is None:
+            spec = spec_override or calib.spec
+            hw = hw_override or calib.hardware
+            dtype = dtype if given("dtype") else calib.precision
+    for r in (calib, compare):
+        for warning in r.warnings if r is not None else []:
+            click.echo(f"warning: {warning}", err=True)
+    return spec, work, hw, dtype, calib, compare

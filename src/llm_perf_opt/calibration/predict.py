@@ -1,0 +1,110 @@
+"""Analytic time of every measured stage of one workload, cheap to re-evaluate for new parameters.
+
+The layer tree of a workload is built once (its costs are memoised by the analytic package); each
+evaluation only runs a fresh :class:`~llm_perf_opt.analytic.roofline.Roofline` over it, well under
+a millisecond, so a fit can evaluate it thousands of times. Times are exactly those of
+``analyze`` / ``what-if`` for the same inputs (same functions, same trees).
+"""
+
+from __future__ import annotations
+
+from attrs import define
+
+from llm_perf_opt.analytic.api import precision_for
+from llm_perf_opt.analytic.base import BaseLayer, Precision
+from llm_perf_opt.analytic.clip import ClipEncoder
+from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_stages
+from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
+from llm_perf_opt.analytic.sam import SamEncoder
+from llm_perf_opt.hardware.table import HardwareSpec
+from llm_perf_opt.specs.model_spec import ModelSpec
+from llm_perf_opt.specs.workload import Workload
+
+MS = 1e3
+
+
+def _encoders(layer: BaseLayer, cls: type[BaseLayer], mult: int = 1) -> list[tuple[BaseLayer, int]]:
+    """Every ``cls`` sub-tree under ``layer`` with its repetition count (SAM / CLIP inside vision)."""
+    out: list[tuple[BaseLayer, int]] = []
+    for child in layer.children():
+        n = mult * child.count
+        if isinstance(child.layer, cls):
+            out.append((child.layer, n))
+        else:
+            out.extend(_encoders(child.layer, cls, n))
+    return out
+
+
+@define(kw_only=True)
+class StagePrediction:
+    """Predicted ms per measured stage, and the roofline bound of each analytic stage."""
+
+    times_ms: dict[str, float]
+    bounds: dict[str, str]
+
+
+class StagePredictor:
+    """Predicted ms of each measured stage (see :mod:`.measured`) of one workload on one GPU."""
+
+    def __init__(
+        self, spec: ModelSpec, workload: Workload, hardware: HardwareSpec, precision: Precision | str = "bf16"
+    ) -> None:
+        self.spec = spec
+        self.workload = workload
+        self.hardware = hardware
+        self.precision = precision_for(precision)
+        self.stages = build_stages(spec, workload, self.precision)
+        vision = self.stages["vision"]
+        self.sam = _encoders(vision, SamEncoder)
+        self.clip = _encoders(vision, ClipEncoder)
+
+    def roofline(self, params: RooflineParams) -> Roofline:
+        return Roofline(self.hardware, params, self.precision.compute_dtype)
+
+    def predict(self, params: RooflineParams) -> StagePrediction:
+        """Times of every measured stage under ``params`` (one roofline pass over the trees)."""
+        roof = self.roofline(params)
+        t = {name: roof.time(self.stages[name]) for name in STAGES}
+        ms = {name: timing.total_s * MS for name, timing in t.items()}
+        sam = sum(n * roof.time(layer).total_s for layer, n in self.sam) * MS
+        clip = sum(n * roof.time(layer).total_s for layer, n in self.clip) * MS
+        times = {
+            "sam": sam,
+            "clip": clip,
+            "vision": ms["vision"],
+            "projector": ms["projector"],
+            "prefill_decoder": ms["prefill"],
+            "prefill": ms["vision"] + ms["projector"] + ms["prefill"],
+            "decode": ms["decode"],
+            "total": sum(ms.values()),
+        }
+        bounds = {name: timing.bound for name, timing in t.items()}
+        sam_t = [roof.time(layer) for layer, _ in self.sam]
+        clip_t = [roof.time(layer) for layer, _ in self.clip]
+        bounds["sam"] = _dominant([(x, n) for x, (_, n) in zip(sam_t, self.sam, strict=True)])
+        bounds["clip"] = _dominant([(x, n) for x, (_, n) in zip(clip_t, self.clip, strict=True)])
+        bounds["prefill_decoder"] = bounds.pop("prefill")  # measured "prefill" spans three analytic stages
+        return StagePrediction(times_ms=times, bounds=bounds)
+
+    def times_ms(self, params: RooflineParams) -> dict[str, float]:
+        return self.predict(params).times_ms
+
+    def matmul_categories(self) -> set[str]:
+        """Operator categories with matmul-class FLOPs in any stage (the ones a compute efficiency affects)."""
+        cats: set[str] = set()
+        for layer in self.stages.values():
+            for cat, (_calls, flops, _bytes, _kernels) in layer.cost().categories.items():
+                if flops > 0:
+                    cats.add(cat)
+        return cats
+
+
+def _dominant(parts: list[tuple[object, int]]) -> str:
+    """The bound class with the most time over several timings (each × its count)."""
+    acc = {"compute": 0.0, "memory": 0.0, "launch": 0.0}
+    for timing, n in parts:
+        for key, value in getattr(timing, "by_bound", {}).items():
+            acc[key] += n * value
+    if not any(acc.values()):
+        return "none"
+    return max(acc.items(), key=lambda kv: kv[1])[0]

@@ -1,0 +1,119 @@
+"""Fitting recovers known roofline parameters from measurements the analytic model generated (round trip)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from llm_perf_opt.analytic.roofline import RooflineParams
+from llm_perf_opt.calibration import MeasuredWorkload, StagePredictor, StageSample, fit_params, get_value, with_values
+from llm_perf_opt.calibration.fit import default_priors
+from llm_perf_opt.calibration.linalg import inverse, solve
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.hardware.table import load_hardware
+from llm_perf_opt.specs.loader import load_model_spec
+from llm_perf_opt.specs.workload import load_workload
+
+SPEC = load_model_spec("deepseek-ocr")
+H100 = load_hardware("h100-sxm")
+TRUTH = with_values(
+    RooflineParams(),
+    {
+        "compute_efficiency.vision_attention": 0.3,
+        "compute_efficiency.vision_mlp": 0.6,
+        "compute_efficiency.moe_experts": 0.4,
+        "bandwidth_efficiency": 0.8,
+        "launch_overhead_us": 14.0,
+    },
+)
+
+
+def synthetic(mode: str, batch: int, tokens: int, params: RooflineParams = TRUTH) -> MeasuredWorkload:
+    """'Measurements' that are the analytic model's own times under ``params`` (1 % spread)."""
+    w = load_workload(mode).replace(max_new_tokens=tokens, batch_size=batch)
+    times = StagePredictor(SPEC, w, H100).times_ms(params)
+    return MeasuredWorkload(
+        key=f"{mode}-b{batch}-n{tokens}", workload=w,
+        stages={k: StageSample(mean_ms=v, std_ms=0.01 * v, n=2) for k, v in times.items()},
+    )
+
+
+MATRIX = [synthetic("base", 1, 256), synthetic("gundam", 4, 64), synthetic("large", 4, 256), synthetic("tiny", 1, 64)]
+
+
+def value(fit: object, name: str) -> float:
+    return next(p.value for p in fit.fitted if p.name == name)  # type: ignore[attr-defined]
+
+
+def test_joint_fit_recovers_the_parameters_the_data_determine() -> None:
+    fit = fit_params(MATRIX, spec=SPEC, hardware=H100, scheme="joint")
+    assert fit.converged
+    for name in ("compute_efficiency.vision_attention", "compute_efficiency.vision_mlp",
+                 "compute_efficiency.moe_experts", "bandwidth_efficiency", "launch_overhead_us"):
+        assert value(fit, name) == pytest.approx(get_value(TRUTH, name), rel=0.05), name
+    assert all(abs(r.error_after) < 0.01 for r in fit.rows)
+    assert fit.cost_after < 1e-3 * fit.cost_before
+
+
+def test_staged_fit_reproduces_the_calibration_workload_from_one_measurement() -> None:
+    fit = fit_params([MATRIX[0]], spec=SPEC, hardware=H100)
+    assert fit.scheme == "staged"
+    assert all(abs(r.error_after) < 0.03 for r in fit.rows), [(r.stage, r.error_after) for r in fit.rows]
+    assert all(abs(r.error_before) > 0.3 for r in fit.rows), "the defaults were far off: the fit did the work"
+    assert value(fit, "launch_overhead_us") == pytest.approx(14.0, rel=0.03)
+    assert value(fit, "compute_efficiency.vision_attention") == pytest.approx(0.3, rel=0.15)
+    launch = next(p for p in fit.fitted if p.name == "launch_overhead_us")
+    assert launch.step == "decode" and launch.sources["decode @ base-b1-n256"] > 0.9
+    # parameters no stage of this workload depends on keep their prior and say so
+    router = next(p for p in fit.fitted if p.name == "compute_efficiency.moe_router")
+    assert router.value == pytest.approx(0.5) and router.sources["prior"] > 0.99
+
+
+def test_fit_from_the_true_parameters_stays_there() -> None:
+    fit = fit_params(MATRIX[:2], spec=SPEC, hardware=H100, start=TRUTH, scheme="joint")
+    for p in fit.fitted:
+        assert p.value == pytest.approx(p.start, rel=0.02), p.name
+
+
+def test_fitted_values_respect_the_measured_ceilings() -> None:
+    fast = synthetic("gundam", 4, 64)
+    for s in ("sam", "clip"):  # ten times faster than any physical efficiency allows
+        fast.stages[s] = StageSample(mean_ms=fast.stages[s].mean_ms / 10, std_ms=0.0, n=2)
+    fit = fit_params([fast], spec=SPEC, hardware=H100)
+    ceiling = 1.05 * H100.achievable_tflops / H100.bf16_tflops  # type: ignore[operator]
+    for p in fit.fitted:
+        if p.name.startswith("compute_efficiency."):
+            assert p.value <= ceiling + 1e-9
+    assert any(p.at_bound == "upper" for p in fit.fitted)
+    assert any(r.error_after > 0.15 for r in fit.rows if r.stage == "sam"), "an unphysical stage stays visibly wrong"
+
+
+def test_priors_cover_matmul_categories_and_global_terms() -> None:
+    cats = sorted(StagePredictor(SPEC, load_workload("base"), H100).matmul_categories())
+    names = [p.name for p in default_priors(H100, RooflineParams(), "bf16", cats)]
+    assert "compute_efficiency.norm" not in names and "compute_efficiency.elementwise" not in names
+    assert {"bandwidth_efficiency", "launch_overhead_us", "compute_efficiency.vision_attention"} <= set(names)
+
+
+def test_bad_fit_inputs() -> None:
+    with pytest.raises(UserError, match="unknown fit scheme"):
+        fit_params(MATRIX[:1], spec=SPEC, hardware=H100, scheme="magic")
+    with pytest.raises(UserError, match="distinct keys"):
+        fit_params([MATRIX[0], MATRIX[0]], spec=SPEC, hardware=H100)
+    empty = MeasuredWorkload(key="x", workload=MATRIX[0].workload, stages={})
+    with pytest.raises(UserError, match="nothing to calibrate"):
+        fit_params([empty], spec=SPEC, hardware=H100)
+
+
+def test_linalg() -> None:
+    a = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]]
+    inv = inverse(a)
+    for i in range(3):
+        for j in range(3):
+            assert sum(a[i][k] * inv[k][j] for k in range(3)) == pytest.approx(1.0 if i == j else 0.0, abs=1e-12)
+    x = solve(a, [1.0, 2.0, 3.0])
+    assert [sum(a[i][k] * x[k] for k in range(3)) for i in range(3)] == pytest.approx([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="singular"):
+        inverse([[1.0, 2.0], [2.0, 4.0]])
+    assert math.isfinite(x[0])

@@ -1,0 +1,62 @@
+"""Stage predictions match analyze; the profiler's MFU equals analytic FLOPs / (measured time × peak)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llm_perf_opt.analytic.api import stage_totals
+from llm_perf_opt.analytic.roofline import RooflineParams
+from llm_perf_opt.calibration import StagePredictor, read_run_dir
+from llm_perf_opt.hardware.table import load_hardware
+from llm_perf_opt.specs.loader import load_model_spec
+from llm_perf_opt.specs.workload import load_workload
+
+H100 = load_hardware("h100-sxm")
+
+
+@pytest.mark.parametrize("mode", ["base", "gundam"])
+def test_predicted_stages_are_the_analyze_stage_times(mode: str) -> None:
+    spec = load_model_spec("deepseek-ocr")
+    w = load_workload(mode).replace(max_new_tokens=64, batch_size=2)
+    params = RooflineParams(launch_overhead_us=9.0, bandwidth_efficiency=0.7)
+    times = StagePredictor(spec, w, H100).times_ms(params)
+    totals = {k: v.predicted_ms for k, v in stage_totals(spec, w, hardware=H100, params=params).items()}
+    assert times["vision"] == pytest.approx(totals["vision"], rel=1e-12)
+    assert times["sam"] + times["clip"] == pytest.approx(totals["vision"], rel=1e-12)
+    assert times["sam"] > 0 and times["clip"] > 0
+    assert times["prefill_decoder"] == pytest.approx(totals["prefill"], rel=1e-12)
+    assert times["prefill"] == pytest.approx(totals["vision"] + totals["projector"] + totals["prefill"], rel=1e-12)
+    assert times["decode"] == pytest.approx(totals["decode"], rel=1e-12)
+    assert times["total"] == pytest.approx(sum(totals.values()), rel=1e-12)
+
+
+MEASURED_COLUMNS = {
+    "vision": ("vision_ms", ("vision",)),
+    "projector": ("projector_ms", ("projector",)),
+    "prefill_decoder": ("prefill_decoder_ms", ("prefill",)),
+    "prefill": ("prefill_ms", ("vision", "projector", "prefill")),
+    "decode": ("decode_ms", ("decode",)),
+    "total": ("total_ms", ("vision", "projector", "prefill", "decode")),
+}
+
+
+def test_profiler_mfu_equals_analytic_flops_over_measured_time_and_peak(tiny_run: Path) -> None:
+    """Independent of the profiler's code path: FLOPs from stage_totals for the run's exact input,
+    times from runs.jsonl, the peak given on the command line (--peak-tflops 1)."""
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    peak = 1.0e12
+    run = read_run_dir(tiny_run, hardware=H100)
+    (mw,) = run.workloads
+    totals = stage_totals(run.spec, mw.workload, precision=run.precision)
+    records = [json.loads(line) for line in (tiny_run / "runs.jsonl").read_text().splitlines()]
+    for stage, (column, parts) in MEASURED_COLUMNS.items():
+        flops = sum(totals[p].flops for p in parts)
+        seconds = sum(r[column] for r in records) / 1000.0
+        expected = flops * len(records) / (seconds * peak)
+        assert metrics["analytic"][f"{stage}_mfu_raw"] == pytest.approx(expected, rel=1e-9), stage
+        if stage != "total":
+            assert metrics["mfu_per_stage"][stage] == pytest.approx(min(expected, 1.5), rel=1e-9), stage
+    assert metrics["mfu_model_level"] == pytest.approx(metrics["analytic"]["total_mfu_raw"], rel=1e-9)
