@@ -20,6 +20,7 @@ missed (the table says PASS/MISS).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -110,6 +111,8 @@ def main() -> int:
             plain(batch)
             timed(batch)
     rows: dict[str, dict[str, list[float]]] = {}
+    gc.collect()
+    gc.disable()  # as profile does for its timed runs: no collector pauses inside a run
     for rep in range(args.repeats):
         for batch in batches:
             name = batch.items[0].page.name

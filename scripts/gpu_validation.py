@@ -63,7 +63,7 @@ WORKLOADS: dict[str, tuple[str, tuple[int, int]]] = {
     "gundam-wide": ("gundam", WIDE),
 }
 SMOKE = {"model": "tiny", "device": "cpu", "dtype": "fp32", "new_tokens": 8, "checkpoints": "2,4,8",
-         "warmup_tokens": 2, "batches": "1,2", "workloads": "tiny,gundam-wide", "calibration_tokens": 4,
+         "warmup_tokens": 2, "batches": "1,2", "workloads": "tiny,gundam-wide-b1", "calibration_tokens": 4,
          "calibration_workload": "tiny"}
 _T0 = time.perf_counter()
 

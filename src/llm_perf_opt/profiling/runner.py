@@ -18,6 +18,7 @@ artifact, marked incomplete, with what finished.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import time
 from collections.abc import Callable
@@ -229,13 +230,21 @@ class LLMProfileRunner:
         from llm_perf_opt.profiling.artifacts import write_runs
 
         total = state.planned_runs
-        for repeat in range(self.config.repeats):
-            for batch in state.batches:
-                done = len(state.records)
-                self._emit("timed", done, total, f"repeat {repeat + 1}, {batch.items[0].page.name}")
-                record = self._timed_run(state, batch, repeat, done)
-                state.records.append(record)
-                write_runs(state)
+        # Decode is host-bound (hundreds of small kernels per step), so a garbage-collector pass
+        # landing inside one run shows up as repeat-to-repeat jitter: collect once, then keep the
+        # collector off while timing.
+        gc.collect()
+        gc.disable()
+        try:
+            for repeat in range(self.config.repeats):
+                for batch in state.batches:
+                    done = len(state.records)
+                    self._emit("timed", done, total, f"repeat {repeat + 1}, {batch.items[0].page.name}")
+                    record = self._timed_run(state, batch, repeat, done)
+                    state.records.append(record)
+                    write_runs(state)
+        finally:
+            gc.enable()
         self._emit("timed", total, total)
 
     def _timed_run(self, state: ProfileState, batch: Batch, repeat: int, index: int) -> RunRecord:
