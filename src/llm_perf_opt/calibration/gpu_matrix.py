@@ -59,6 +59,17 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _workload(cfg: dict[str, Any], n: int, source: Path) -> Workload:
+    try:
+        return _checked_workload(cfg, n, source)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{source}: config {cfg.get('id')}: malformed ({type(exc).__name__}: {exc})") from None
+    except UserError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise UserError(f"{source}: config {cfg.get('id')}: {exc}") from None
+
+
+def _checked_workload(cfg: dict[str, Any], n: int, source: Path) -> Workload:
     w = Workload(
         profile_id=f"{cfg['id']}-n{n}",
         mode=cfg["mode"],

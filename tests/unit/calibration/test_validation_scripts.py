@@ -119,14 +119,18 @@ def test_matrix_reader_on_hand_made_data(tmp_path: Path) -> None:
     assert m.measured[1].stages["decode"].mean_ms == 2400.0 and m.measured[1].workload.max_new_tokens == 256
     assert m.measured[0].stages["sam"].mean_ms == 10.0 and m.measured[0].group == "base-b1"
     assert m.not_measured == ["large-b1: oom (CUDA out of memory)"]
-    write_matrix(f, [config(image_tokens=999)])
+    write_matrix(f, [config(tile_grid=[2, 3])])
     with pytest.raises(UserError, match="analytic layout"):
         read_matrix([f])
     f.write_text('{"schema": "other"}')
     with pytest.raises(UserError, match="not a gpu_validation.py result"):
         read_matrix([f])
+    write_matrix(f, [config(image_tokens=999)])
+    with pytest.raises(UserError, match="config base-b1: workload field prompt_tokens"):
+        read_matrix([f])
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no validation"):
-        read_matrix([tmp_path / "empty"] if (tmp_path / "empty").mkdir() is None else [])
+        read_matrix([tmp_path / "empty"])
 
 
 def test_validation_report_renders(tmp_path: Path) -> None:
