@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 import llm_perf_opt.whatif as whatif_pkg
