@@ -8,6 +8,7 @@ Source: shared/reference/hardware.md. This module imports no torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ from llm_perf_opt.errors import UserError, unknown_id
 DTYPES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @frozen(kw_only=True)
 class HardwareSpec:
     """One accelerator's peak figures."""
@@ -28,7 +33,7 @@ class HardwareSpec:
     """Short id used on the command line (e.g. ``h100-sxm``)."""
     name: str = field(validator=instance_of(str))
     """Marketing name."""
-    cuda_names: tuple[str, ...] = field(default=(), converter=tuple)
+    cuda_names: tuple[str, ...] = field(default=(), converter=_str_tuple)
     """Exact ``torch.cuda.get_device_name()`` strings that map to this row."""
     bf16_tflops: float = field(validator=gt(0.0))
     """Dense BF16/FP16 tensor TFLOP/s with FP32 accumulate."""
@@ -140,7 +145,8 @@ def hardware_from_mapping(data: Any, source: str) -> HardwareSpec:
         raise UserError(f"{source}: hardware must be a mapping of fields, got {type(data).__name__}")
     unknown = sorted(set(data) - set(HARDWARE_FIELDS))
     if unknown:
-        raise UserError(f"{source}: unknown hardware field(s) {', '.join(unknown)}; valid: {', '.join(HARDWARE_FIELDS)}")
+        valid = ", ".join(HARDWARE_FIELDS)
+        raise UserError(f"{source}: unknown hardware field(s) {', '.join(unknown)}; valid: {valid}")
     data = dict(data)
     data.setdefault("id", Path(source).stem)
     data.setdefault("name", data["id"])

@@ -111,7 +111,7 @@ class ImageTokenLayout:
 
     mode: ResolutionMode
     """Resolution mode used."""
-    tile_grid: tuple[int, int] = field(converter=tuple)
+    tile_grid: tuple[int, int] = field(converter=lambda v: (int(v[0]), int(v[1])))
     """(tiles across, tiles down); (1, 1) means no local tiles."""
     global_side: int
     """g: side of the global feature grid (base_size / 16 / 4)."""

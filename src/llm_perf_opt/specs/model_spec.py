@@ -11,8 +11,21 @@ This module imports no torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from attrs import evolve, field, frozen
 from attrs.validators import ge, gt, instance_of
+
+
+def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
+def _int_pair(value: Iterable[int]) -> tuple[int, int]:
+    pair = tuple(value)
+    if len(pair) != 2:
+        raise ValueError(f"expected two integers, got {pair!r}")
+    return (pair[0], pair[1])
 
 
 def _positive(_inst: object, attr: object, value: int) -> None:
@@ -41,11 +54,11 @@ class SamSpec:
     """Hidden width of the block MLP (lin1 output)."""
     window_size: int = field(default=14, validator=_positive)
     """Side of the square attention window of the non-global blocks (grid padded to a multiple)."""
-    global_attn_indexes: tuple[int, ...] = field(default=(2, 5, 8, 11), converter=tuple)
+    global_attn_indexes: tuple[int, ...] = field(default=(2, 5, 8, 11), converter=_int_tuple)
     """Indexes of the blocks that attend over the whole grid instead of windows."""
     neck_channels: int = field(default=256, validator=_positive)
     """Output channels of the neck (1x1 conv, LN2d, 3x3 conv, LN2d)."""
-    downsample_channels: tuple[int, int] = field(default=(512, 1024), converter=tuple)
+    downsample_channels: tuple[int, int] = field(default=(512, 1024), converter=_int_pair)
     """Output channels of net_2 and net_3 (3x3, stride 2, pad 1, no bias)."""
 
     @property

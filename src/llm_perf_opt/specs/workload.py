@@ -173,7 +173,8 @@ def workload_from_mapping(data: Any, source: str) -> Workload:
         raise UserError(f"{source}: a workload must be a mapping of fields, got {type(data).__name__}")
     unknown = sorted(set(data) - set(WORKLOAD_FIELDS))
     if unknown:
-        raise UserError(f"{source}: unknown workload field(s) {', '.join(unknown)}; valid: {', '.join(WORKLOAD_FIELDS)}")
+        valid = ", ".join(WORKLOAD_FIELDS)
+        raise UserError(f"{source}: unknown workload field(s) {', '.join(unknown)}; valid: {valid}")
     data = dict(data)
     data.setdefault("profile_id", Path(source).stem)
     try:

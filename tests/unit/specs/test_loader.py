@@ -47,7 +47,7 @@ def test_malformed_config_names_the_file(tmp_path: Path, content: str, needle: s
 
 
 def test_directory_without_config(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         load_model_spec(str(tmp_path))
 
 
