@@ -16,8 +16,9 @@ EOS is masked (every row generates exactly N tokens) and no host sync happens pe
 ``generate`` with min_new_tokens = max_new_tokens.
 
 Part 1 also makes ONE real profile run directory for the calibration workload (base, batch 1,
-256 tokens) with ``llm-perf-opt profile --no-torch-profiler`` in a subprocess, so that
-``analyze --calibrate-from`` is exercised on a real run. Everything lands under ``--out``:
+256 tokens) with ``llm-perf-opt profile`` in a subprocess, so that ``analyze --calibrate-from`` is
+exercised on a real run; its one torch.profiler pass (``--calibration-profiler no`` skips it) gives
+the GPU-busy time per stage, which tells GPU-bound from CPU-issue-bound stages. Everything lands under ``--out``:
 ``validation-part<i>of<M>.json`` (rewritten after every config) and ``calibration-run/``.
 
 Usage (repository root; one call per part, each well under 9 minutes on an H100)::
@@ -41,10 +42,10 @@ if (_ROOT / "src").is_dir() and str(_ROOT / "src") not in sys.path:
     sys.path.insert(0, str(_ROOT / "src"))
 
 import argparse
+import gc
 import json
 import math
 import os
-import platform
 import subprocess
 import time
 import traceback
@@ -65,6 +66,8 @@ WORKLOADS: dict[str, tuple[str, tuple[int, int]]] = {
 SMOKE = {"model": "tiny", "device": "cpu", "dtype": "fp32", "new_tokens": 8, "checkpoints": "2,4,8",
          "warmup_tokens": 2, "batches": "1,2", "workloads": "tiny,gundam-wide-b1", "calibration_tokens": 4,
          "calibration_workload": "tiny"}
+"""--smoke: the tiny model on CPU, a few tokens (tests the script end to end in seconds)."""
+STAGE_KEYS = ("sam_ms", "clip_ms", "vision_ms", "projector_ms", "prefill_decoder_ms", "prefill_ms", "prefill_end_ms")
 _T0 = time.perf_counter()
 
 
@@ -87,6 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="wall-clock budget of this call: a config that would overrun it is skipped (listed)")
     p.add_argument("--calibration-run", choices=["auto", "yes", "no"], default="auto",
                    help="make the profile run dir of the calibration workload (auto: in part 1 only)")
+    p.add_argument("--calibration-profiler", choices=["yes", "no"], default="yes",
+                   help="one torch.profiler pass in the calibration run: GPU-busy time per stage (≈ +15 s)")
     p.add_argument("--calibration-workload", default="base")
     p.add_argument("--calibration-batch", type=int, default=1)
     p.add_argument("--calibration-tokens", type=int, default=256)
@@ -105,8 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except (ValueError, AssertionError):
         p.error(f"--part must be N/M with 1 <= N <= M, got {args.part!r}")
     args.part_index, args.part_count = i, m
-    args.checkpoint_list = sorted({int(v) for v in str(args.checkpoints).split(",") if int(v) <= args.new_tokens}
-                                  | {args.new_tokens})
+    wanted = {int(v) for v in str(args.checkpoints).split(",")}
+    args.checkpoint_list = sorted({n for n in wanted if n <= args.new_tokens} | {args.new_tokens})
     if not args.list and args.out is None:
         p.error("--out is required")
     return args
@@ -124,40 +129,13 @@ def configs_of(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def environment(device: Any) -> dict[str, Any]:
-    import torch
+    """The profiler's env.json fields (versions, driver, git, GPU), plus the date and the GPU name."""
+    import llm_perf_opt
+    from llm_perf_opt.profiling.env import capture_environment
 
-    env: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "device": str(device),
-    }
-    for mod in ("transformers", "llm_perf_opt"):
-        try:
-            env[mod] = __import__(mod).__version__
-        except Exception as exc:
-            env[mod] = f"unavailable: {type(exc).__name__}"
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env.update(gpu_name=torch.cuda.get_device_name(device), gpu_capability=f"{props.major}.{props.minor}",
-                   gpu_memory_bytes=int(props.total_memory), gpu_sms=int(props.multi_processor_count))
-        try:
-            smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10, check=False)
-            env["nvidia_smi"] = smi.stdout.strip().splitlines()[0] if smi.returncode == 0 else None
-        except (OSError, subprocess.SubprocessError):
-            env["nvidia_smi"] = None
-    else:
-        env["gpu_name"] = "cpu"
-    try:
-        git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_ROOT, capture_output=True, text=True, timeout=10,
-                             check=False)
-        env["git_commit"] = git.stdout.strip() if git.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
+    env = capture_environment(device, seed=0)
+    env.update(date=datetime.now(UTC).isoformat(timespec="seconds"), llm_perf_opt=llm_perf_opt.__version__,
+               gpu_name=env["device_name"] if device.type == "cuda" else "cpu")
     return env
 
 
@@ -206,8 +184,12 @@ class Marks:
         return float(a.elapsed_time(b)) if self.cuda else (b - a) * 1000.0
 
 
-def timed_generation(model: Any, inputs: Any, new_tokens: int, checkpoints: list[int], device: Any) -> dict[str, Any]:
-    """``generate`` (greedy, EOS masked, no per-step sync) with the profiler's clock plus step marks."""
+def timed_generation(model: Any, inputs: Any, new_tokens: int, checkpoints: list[int], device: Any,
+                     cache_tokens: int | None = None) -> dict[str, Any]:
+    """``generate`` (greedy, EOS masked, no per-step sync) with the profiler's clock plus step marks.
+
+    ``cache_tokens``: generated tokens the KV cache is sized for (a short warm-up allocates the timed
+    runs' cache size, so the allocator already holds the block when the clock runs)."""
     import torch
 
     from llm_perf_opt.models.deepseek_ocr import decode_step, new_cache, prefill
@@ -220,7 +202,7 @@ def timed_generation(model: Any, inputs: Any, new_tokens: int, checkpoints: list
     reset_peak_memory(device)
     clock.start()
     with torch.inference_mode():
-        cache = new_cache(model, b, p + max(new_tokens - 1, 0))
+        cache = new_cache(model, b, p + max((cache_tokens or new_tokens) - 1, 0))
         out = torch.full((b, new_tokens), eos, dtype=torch.long, device=model.device)
 
         def pick(logits: torch.Tensor, i: int) -> torch.Tensor:
@@ -246,8 +228,7 @@ def timed_generation(model: Any, inputs: Any, new_tokens: int, checkpoints: list
     decode = {str(n): marks.ms(first, ev) for n, ev in at.items()}
     ttft = stages["prefill_end_ms"]
     return {
-        "stages_ms": {k: stages[k] for k in ("sam_ms", "clip_ms", "vision_ms", "projector_ms", "prefill_decoder_ms",
-                                             "prefill_ms", "prefill_end_ms")},
+        "stages_ms": {k: stages[k] for k in STAGE_KEYS},
         "decode_ms": decode,
         "total_ms": {n: ttft + v for n, v in decode.items()},
         "clock_total_ms": total,
@@ -262,19 +243,24 @@ def run_config(model: Any, spec: Any, cfg: dict[str, Any], args: argparse.Namesp
     from llm_perf_opt.models.deepseek_ocr import build_inputs, prepare_page
     from llm_perf_opt.specs.image_tokens import resolution_mode
 
-    pages = [prepare_page(img, resolution_mode(cfg["mode"]), max_crops=args.max_crops)
-             for img in page_images(tuple(cfg["page_size"]), cfg["batch_size"])]
+    images = page_images(tuple(cfg["page_size"]), cfg["batch_size"])
+    pages = [prepare_page(img, resolution_mode(cfg["mode"]), max_crops=args.max_crops) for img in images]
     inputs = build_inputs(spec, pages).to(device, dtype)
     cfg.update(image_tokens=pages[0].num_image_tokens, tile_grid=list(pages[0].tile_grid),
                prompt_len=inputs.prompt_len, max_crops=args.max_crops)
     t0 = time.perf_counter()
-    timed_generation(model, inputs, args.warmup_tokens, [], device)
+    timed_generation(model, inputs, args.warmup_tokens, [], device, cache_tokens=args.new_tokens)
     cfg["warmup_s"] = time.perf_counter() - t0
     cfg["runs"] = []
     for r in range(args.repeats):
-        t0 = time.perf_counter()
-        rec = timed_generation(model, inputs, args.new_tokens, args.checkpoint_list, device)
-        rec.update(repeat=r, wall_s=time.perf_counter() - t0)
+        gc.collect()
+        gc.disable()  # as the profiler's timed runs: no collector pause inside the decode loop
+        try:
+            t0 = time.perf_counter()
+            rec = timed_generation(model, inputs, args.new_tokens, args.checkpoint_list, device)
+            rec.update(repeat=r, wall_s=time.perf_counter() - t0)
+        finally:
+            gc.enable()
         cfg["runs"].append(rec)
     return cfg
 
@@ -306,12 +292,12 @@ def calibration_run(args: argparse.Namespace, budget_left: float) -> dict[str, A
     for i, img in enumerate(page_images(page, args.calibration_batch)):
         img.save(pages_dir / f"page{i}.png")
     out = args.out / "calibration-run"
+    run_id = f"calibration-{args.calibration_workload}-b{args.calibration_batch}-n{args.calibration_tokens}"
     cmd = [sys.executable, "-m", "llm_perf_opt", "profile", "--model", args.model, "--weights", "random",
            "--dtype", args.dtype, "--mode", mode, "--max-crops", str(args.max_crops), "--images", str(pages_dir),
            "--repeats", str(args.repeats), "--warmup", "1", "--max-new-tokens", str(args.calibration_tokens),
-           "--batch-size", str(args.calibration_batch), "--no-torch-profiler", "--output-dir", str(out),
-           "--run-id", f"calibration-{args.calibration_workload}-b{args.calibration_batch}-n{args.calibration_tokens}",
-           "--quiet"]
+           "--batch-size", str(args.calibration_batch), "--output-dir", str(out), "--run-id", run_id, "--quiet",
+           "--top-k", "50", "--torch-profiler" if args.calibration_profiler == "yes" else "--no-torch-profiler"]
     if args.device:
         cmd += ["--device", args.device]
     env = dict(os.environ)
@@ -336,7 +322,8 @@ def calibration_run(args: argparse.Namespace, budget_left: float) -> dict[str, A
 
 def summary_table(configs: list[dict[str, Any]], checkpoints: list[int]) -> str:
     head = f"{'config':<15} {'grid':>5} {'prompt':>6} {'sam':>7} {'clip':>7} {'proj':>6} {'pf-dec':>7} "
-    head += " ".join(f"{'ms/tok@' + str(n):>10}" for n in checkpoints) + f" {'total@' + str(checkpoints[-1]):>10} {'GB':>5}"
+    head += " ".join(f"{'ms/tok@' + str(n):>10}" for n in checkpoints)
+    head += f" {'total@' + str(checkpoints[-1]):>10} {'GB':>5}"
     lines = [head]
     for c in configs:
         runs = c.get("runs") or []
@@ -344,7 +331,7 @@ def summary_table(configs: list[dict[str, Any]], checkpoints: list[int]) -> str:
             lines.append(f"{c['id']:<15} {c.get('status')}: {c.get('error', '')}"[:160])
             continue
 
-        def mean(get: Any) -> float:
+        def mean(get: Any, runs: list[dict[str, Any]] = runs) -> float:
             vals = [get(r) for r in runs]
             return sum(vals) / len(vals)
 
@@ -377,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {"schema": SCHEMA, "part": args.part, "env": environment(device),
                             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                             "configs": configs, "calibration_run": None}
-    log(f"part {args.part}: {len(configs)} config(s) on {data['env'].get('gpu_name')}: "
-        + ", ".join(c["id"] for c in configs))
+    names = ", ".join(c["id"] for c in configs)
+    log(f"part {args.part}: {len(configs)} config(s) on {data['env']['gpu_name']}: {names}")
     for c in configs:
         c["status"] = "pending"
     write_json(out_file, data)
@@ -422,9 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         if cfg["status"] == "ok":
             r = cfg["runs"][-1]
             n = args.checkpoint_list[-1]
+            per_token = r["decode_ms"][str(n)] / max(n - 1, 1)
             msg += (f" (grid {cfg['tile_grid']}, prompt {cfg['prompt_len']}, sam {r['stages_ms']['sam_ms']:.2f} ms, "
-                    f"prefill {r['stages_ms']['prefill_ms']:.2f} ms, decode {r['decode_ms'][str(n)] / max(n - 1, 1):.3f}"
-                    " ms/token)")
+                    f"prefill {r['stages_ms']['prefill_ms']:.2f} ms, decode {per_token:.3f} ms/token)")
         else:
             msg += f": {cfg.get('error')}"
         log(msg)
@@ -435,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {out_file}")
     bad = [c["id"] for c in configs if c["status"] != "ok"]
     if bad:
-        print(f"not measured: {', '.join(bad)} (rerun them with --workloads {','.join(bad)} --part 1/1 "
-              "--calibration-run no)", flush=True)
+        again = f"--workloads {','.join(bad)} --part 1/1 --calibration-run no"
+        print(f"not measured: {', '.join(bad)} (rerun them with {again})", flush=True)
     return 0
 
 

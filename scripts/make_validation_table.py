@@ -30,7 +30,7 @@ import argparse
 import json
 from typing import Any
 
-from llm_perf_opt.calibration import fit_params, read_run_dir
+from llm_perf_opt.calibration import compare_workload, fit_params, read_run_dir
 from llm_perf_opt.calibration.gpu_matrix import MatrixData, read_matrix
 from llm_perf_opt.calibration.validation import TARGET, ValidationResult, validate
 from llm_perf_opt.contracts.convert import to_yaml, unstructure
@@ -45,14 +45,23 @@ from llm_perf_opt.specs.loader import load_model_spec
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--in", dest="inputs", action="append", required=True,
-                   help="directory with validation-*.json (and calibration-run/), or a JSON file; repeatable")
+    p.add_argument(
+        "--in",
+        dest="inputs",
+        action="append",
+        required=True,
+        help="directory with validation-*.json (and calibration-run/), or a JSON file; repeatable",
+    )
     p.add_argument("--out", type=Path, default=_ROOT / "docs" / "validation")
     p.add_argument("--calibrate-on", default="auto", help="auto | profile | CONFIG@N (e.g. base-b1@256)")
     p.add_argument("--hardware", default=None, help="hardware id/file (default: the GPU named in the JSON)")
     p.add_argument("--model", default=None, help="model spec (default: the one the JSON names)")
-    p.add_argument("--fit-scheme", choices=["staged", "joint"], default="staged",
-                   help="staged: each parameter from the stage it governs (default); joint: all at once")
+    p.add_argument(
+        "--fit-scheme",
+        choices=["staged", "joint"],
+        default="staged",
+        help="staged: each parameter from the stage it governs (default); joint: all at once",
+    )
     return p.parse_args(argv)
 
 
@@ -66,16 +75,18 @@ def _hardware(ref: str | None, env: dict[str, Any]) -> HardwareSpec:
 
 
 def _calibrate(args: argparse.Namespace, matrix: MatrixData, spec: Any, hw: HardwareSpec, dtype: str) -> tuple:
-    """(fit, description, calibration workload, yaml text)."""
+    """(fit, description, calibration workload, yaml text, the calibration run vs its fit or None)."""
     how = args.calibrate_on
     if how in ("auto", "profile") and matrix.calibration_dirs:
-        run = read_run_dir(matrix.calibration_dirs[-1], hardware=load_hardware(args.hardware) if args.hardware else None,
-                           model=spec)
-        fit = fit_params(run.workloads, spec=run.spec, hardware=run.hardware, precision=run.precision,
-                         scheme=args.fit_scheme)
-        desc = (f"profile run `{run.run_id}` ({run.primary.describe()}; read as `analyze --calibrate-from` reads "
-                "it)")
-        return fit, desc, run.primary.workload, render_calibration_yaml(fit, run)
+        override = load_hardware(args.hardware) if args.hardware else None
+        run = read_run_dir(matrix.calibration_dirs[-1], hardware=override, model=spec)
+        fit = fit_params(
+            run.workloads, spec=run.spec, hardware=run.hardware, precision=run.precision, scheme=args.fit_scheme
+        )
+        desc = f"profile run `{run.run_id}` ({run.primary.describe()}; read as `analyze --calibrate-from` reads it)"
+        own = compare_workload(run.primary, spec=run.spec, hardware=run.hardware, params=fit.params,
+                               precision=run.precision)
+        return fit, desc, run.primary.workload, render_calibration_yaml(fit, run), own
     if how == "profile":
         raise UserError("no calibration-run/ directory next to the JSON (the GPU script makes it in part 1)")
     key = "base-b1@256" if how == "auto" else how
@@ -87,7 +98,7 @@ def _calibrate(args: argparse.Namespace, matrix: MatrixData, spec: Any, hw: Hard
     fit = fit_params([mw], spec=spec, hardware=hw, precision=dtype, scheme=args.fit_scheme)
     desc = f"matrix entry `{wanted}` ({mw.describe()})"
     head = f"# Roofline parameters fitted to {wanted} ({mw.describe()}) by make_validation_table.py\n"
-    return fit, desc, mw.workload, head + to_yaml(fit.params)
+    return fit, desc, mw.workload, head + to_yaml(fit.params), None
 
 
 def print_summary(result: ValidationResult) -> None:
@@ -96,14 +107,18 @@ def print_summary(result: ValidationResult) -> None:
         print(f"  {p.name:<38} {p.start:8.4g} -> {p.value:8.4g}   {p.main_sources()}")
     print(f"{'stage':<24} {'cells':>5} {'uncal ±15%':>10} {'cal ±15%':>9} {'med|err| uncal':>14} {'med|err| cal':>12}")
     for s in result.stage_stats():
-        print(f"{s.stage:<24} {s.count:>5} {s.within_uncalibrated:>10} {s.within_calibrated:>9} "
-              f"{s.median_abs_uncalibrated:>14.1%} {s.median_abs_calibrated:>12.1%}")
+        print(
+            f"{s.stage:<24} {s.count:>5} {s.within_uncalibrated:>10} {s.within_calibrated:>9} "
+            f"{s.median_abs_uncalibrated:>14.1%} {s.median_abs_calibrated:>12.1%}"
+        )
     misses = result.misses()
     others = result.others()
     print(f"within ±{TARGET:.0%} after calibration: {len(others) - len(misses)}/{len(others)} (other workloads)")
     for r in misses[:15]:
-        print(f"  miss: {r.key:<20} {r.stage:<16} measured {r.measured_ms:10.3f} ms, calibrated {r.calibrated_ms:10.3f}"
-              f" ms ({pct(r.error_calibrated)}, {r.bound_calibrated})")
+        print(
+            f"  miss: {r.key:<20} {r.stage:<16} measured {r.measured_ms:10.3f} ms, calibrated {r.calibrated_ms:10.3f}"
+            f" ms ({pct(r.error_calibrated)}, {r.bound_calibrated})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,30 +126,56 @@ def main(argv: list[str] | None = None) -> int:
     try:
         matrix = read_matrix(args.inputs)
         if not matrix.measured:
-            raise UserError("no config was measured (every one failed or was skipped): " + "; ".join(matrix.not_measured))
+            skipped = "; ".join(matrix.not_measured)
+            raise UserError(f"no config was measured (every one failed or was skipped): {skipped}")
         first_args = json.loads(matrix.files[0].read_text(encoding="utf-8")).get("args", {})
         spec = load_model_spec(args.model or first_args.get("model", "deepseek-ocr"))
         dtype = first_args.get("dtype", "bf16")
         hw = _hardware(args.hardware, matrix.env)
-        fit, desc, cal_workload, cal_yaml = _calibrate(args, matrix, spec, hw, dtype)
-        result = validate(matrix.measured, spec=spec, hardware=hw, precision=dtype, fit=fit, calibration=desc,
-                          calibration_workload=cal_workload)
+        fit, desc, cal_workload, cal_yaml, own = _calibrate(args, matrix, spec, hw, dtype)
+        result = validate(
+            matrix.measured,
+            spec=spec,
+            hardware=hw,
+            precision=dtype,
+            fit=fit,
+            calibration=desc,
+            calibration_workload=cal_workload,
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out: Path = args.out
     sources = [str(f.name) for f in matrix.files]
     atomic_write_text(out / "table.md", render_table_md(result, matrix.env))
-    atomic_write_text(out / "README.md", render_readme(result, matrix.env, configs=matrix.configs,
-                                                      not_measured=matrix.not_measured, sources=sources,
-                                                      args=first_args))
+    atomic_write_text(
+        out / "README.md",
+        render_readme(
+            result,
+            matrix.env,
+            configs=matrix.configs,
+            not_measured=matrix.not_measured,
+            sources=sources,
+            args=first_args,
+            calibration_fit=own,
+        ),
+    )
     title = f"DeepSeek-OCR stages on {matrix.env.get('gpu_name', '?')}: predicted vs measured"
     atomic_write_bytes(out / "predicted_vs_measured.png", render_scatter(result, title))
     atomic_write_text(out / "calibration.yaml", cal_yaml)
-    rows = [dict(unstructure(r), error_uncalibrated=r.error_uncalibrated, error_calibrated=r.error_calibrated)
-            for r in result.rows]
-    data = {"env": matrix.env, "calibration": desc, "fit": unstructure(fit), "rows": rows,
-            "workloads": result.workloads, "not_measured": matrix.not_measured, "sources": sources}
+    rows = [
+        dict(unstructure(r), error_uncalibrated=r.error_uncalibrated, error_calibrated=r.error_calibrated)
+        for r in result.rows
+    ]
+    data = {
+        "env": matrix.env,
+        "calibration": desc,
+        "fit": unstructure(fit),
+        "rows": rows,
+        "workloads": result.workloads,
+        "not_measured": matrix.not_measured,
+        "sources": sources,
+    }
     atomic_write_text(out / "results.json", json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
     print_summary(result)
     print(f"wrote {out}/README.md, table.md, predicted_vs_measured.png, calibration.yaml, results.json")

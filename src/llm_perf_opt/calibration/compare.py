@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from attrs import define, field
 
 from llm_perf_opt.analytic.roofline import RooflineParams
-from llm_perf_opt.calibration.measured import MEASURED_STAGES, STAGE_LABELS, MeasuredWorkload
+from llm_perf_opt.calibration.measured import GPU_STAGES, MEASURED_STAGES, STAGE_LABELS, MeasuredWorkload
 from llm_perf_opt.calibration.predict import StagePredictor
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
@@ -75,7 +75,7 @@ def compare_workload(
     hardware: HardwareSpec,
     params: RooflineParams,
     precision: str = "bf16",
-    stages: Sequence[str] = MEASURED_STAGES,
+    stages: Sequence[str] = MEASURED_STAGES + GPU_STAGES,
     predictor: StagePredictor | None = None,
 ) -> WorkloadComparison:
     """Rows for every stage of ``stages`` that was measured (positive time)."""

@@ -84,15 +84,34 @@ def default_priors(
     c_up = min(2.0, 1.05 * ceiling / flops_used)
     b_up = min(2.0, 1.1 * bw_ceiling / bw_used)
     out = [
-        Prior(name=COMPUTE + cat, center=min(start.efficiency(cat), c_up), log_sigma=TAU["compute"],
-              lower=0.005, upper=c_up)
+        Prior(
+            name=COMPUTE + cat,
+            center=min(start.efficiency(cat), c_up),
+            log_sigma=TAU["compute"],
+            lower=0.005,
+            upper=c_up,
+        )
         for cat in CATEGORY_IDS
         if cat in categories
     ]
-    out.append(Prior(name="bandwidth_efficiency", center=min(start.bandwidth_efficiency, b_up),
-                     log_sigma=TAU["bandwidth_efficiency"], lower=0.05, upper=b_up))
-    out.append(Prior(name="launch_overhead_us", center=min(max(start.launch_overhead_us, 0.1), 1000.0),
-                     log_sigma=TAU["launch_overhead_us"], lower=0.1, upper=1000.0))
+    out.append(
+        Prior(
+            name="bandwidth_efficiency",
+            center=min(start.bandwidth_efficiency, b_up),
+            log_sigma=TAU["bandwidth_efficiency"],
+            lower=0.05,
+            upper=b_up,
+        )
+    )
+    out.append(
+        Prior(
+            name="launch_overhead_us",
+            center=min(max(start.launch_overhead_us, 0.1), 1000.0),
+            log_sigma=TAU["launch_overhead_us"],
+            lower=0.1,
+            upper=1000.0,
+        )
+    )
     for f in attrs.fields(RooflineParams):  # float fields added later are fitted too, with a wide prior
         value = getattr(start, f.name)
         if f.name in TAU or isinstance(value, bool) or not isinstance(value, float) or value <= 0:
@@ -143,8 +162,9 @@ def observations(measured: Sequence[MeasuredWorkload], stages: Sequence[str] = F
         for stage in stages:
             sample = mw.stages.get(stage)
             if sample is not None and sample.mean_ms > 0:
-                out.append(Observation(key=mw.key, stage=stage, measured_ms=sample.mean_ms,
-                                       sigma=relative_sigma(sample)))
+                out.append(
+                    Observation(key=mw.key, stage=stage, measured_ms=sample.mean_ms, sigma=relative_sigma(sample))
+                )
     return out
 
 
@@ -189,9 +209,18 @@ def fit_params(
         if not step_priors:
             continue
         if not step_obs:  # nothing measured for this step: keep the starting values, say so
-            fitted += [FittedParam(name=p.name, start=get_value(start, p.name), prior=p.center,
-                                   value=get_value(params, p.name), log_sigma=None, sources={"prior": 1.0},
-                                   step=f"{name} (not measured)") for p in step_priors]
+            fitted += [
+                FittedParam(
+                    name=p.name,
+                    start=get_value(start, p.name),
+                    prior=p.center,
+                    value=get_value(params, p.name),
+                    log_sigma=None,
+                    sources={"prior": 1.0},
+                    step=f"{name} (not measured)",
+                )
+                for p in step_priors
+            ]
             continue
         block = solve_block(Problem(predictors, step_obs, step_priors, params, prior_scale), step=name)
         params, iterations, converged = block.params, iterations + block.iterations, converged and block.converged
@@ -200,12 +229,29 @@ def fit_params(
     fitted.sort(key=lambda f: order[f.name])
     whole = Problem(predictors, obs, [], start)
     before, after = whole.predict([]), Problem(predictors, obs, [], params).predict([])
-    rows = [FitRow(key=o.key, stage=o.stage, measured_ms=o.measured_ms, sigma=o.sigma,
-                   before_ms=before[o.key][o.stage], after_ms=after[o.key][o.stage]) for o in obs]
+    rows = [
+        FitRow(
+            key=o.key,
+            stage=o.stage,
+            measured_ms=o.measured_ms,
+            sigma=o.sigma,
+            before_ms=before[o.key][o.stage],
+            after_ms=after[o.key][o.stage],
+        )
+        for o in obs
+    ]
     return FitResult(
-        params=params, start=start, fitted=fitted, rows=rows, iterations=iterations, converged=converged,
-        cost_before=_data_cost(rows, before=True), cost_after=_data_cost(rows, before=False),
-        hardware_id=hardware.id, precision=precision, workloads={m.key: m.describe() for m in measured},
+        params=params,
+        start=start,
+        fitted=fitted,
+        rows=rows,
+        iterations=iterations,
+        converged=converged,
+        cost_before=_data_cost(rows, before=True),
+        cost_after=_data_cost(rows, before=False),
+        hardware_id=hardware.id,
+        precision=precision,
+        workloads={m.key: m.describe() for m in measured},
         scheme=scheme,
     )
 

@@ -44,6 +44,11 @@ MEASURED_STAGES: tuple[str, ...] = (
     "decode",
     "total",
 )
+GPU_STAGES: tuple[str, ...] = ("sam_gpu", "clip_gpu", "projector_gpu", "prefill_decoder_gpu", "decode_gpu")
+"""Device-busy time of a stage: Σ self CUDA time of its operators in the run's torch.profiler pass
+(top-k operators per stage, so a lower bound), per call. Its analytic counterpart is the roofline's
+GPU body Σ max(compute, memory) without the per-kernel launch term. Diagnostics, not fitted: they tell
+whether a stage is GPU-bound (busy ≈ wall) or waits on the CPU issuing kernels (busy ≪ wall)."""
 FIT_STAGES: tuple[str, ...] = ("sam", "clip", "projector", "prefill_decoder", "decode")
 """Disjoint stages a calibration fits (vision, prefill and total are sums of these, plus glue)."""
 
@@ -56,6 +61,11 @@ STAGE_LABELS: dict[str, str] = {
     "prefill": "prefill incl. vision",
     "decode": "decode",
     "total": "total (generate call)",
+    "sam_gpu": "SAM, GPU busy",
+    "clip_gpu": "CLIP, GPU busy",
+    "projector_gpu": "projector, GPU busy",
+    "prefill_decoder_gpu": "prefill (decoder), GPU busy",
+    "decode_gpu": "decode, GPU busy",
 }
 ANALYTIC_PARTS: dict[str, tuple[str, ...]] = {
     "sam": ("vision/SamEncoder",),

@@ -68,6 +68,10 @@ class StagePredictor:
         ms = {name: timing.total_s * MS for name, timing in t.items()}
         sam = sum(n * roof.time(layer).total_s for layer, n in self.sam) * MS
         clip = sum(n * roof.time(layer).total_s for layer, n in self.clip) * MS
+
+        def body(parts: list[tuple[BaseLayer, int]]) -> float:  # Σ max(compute, memory): no launch term
+            return sum(n * (roof.time(x).total_s - roof.time(x).launch_s) for x, n in parts) * MS
+
         times = {
             "sam": sam,
             "clip": clip,
@@ -77,6 +81,11 @@ class StagePredictor:
             "prefill": ms["vision"] + ms["projector"] + ms["prefill"],
             "decode": ms["decode"],
             "total": sum(ms.values()),
+            "sam_gpu": body(self.sam),
+            "clip_gpu": body(self.clip),
+            "projector_gpu": body([(self.stages["projector"], 1)]),
+            "prefill_decoder_gpu": body([(self.stages["prefill"], 1)]),
+            "decode_gpu": body([(self.stages["decode"], 1)]),
         }
         bounds = {name: timing.bound for name, timing in t.items()}
         sam_t = [roof.time(layer) for layer, _ in self.sam]

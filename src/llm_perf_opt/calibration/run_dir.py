@@ -43,6 +43,9 @@ RECORD_STAGE_KEYS: dict[str, str] = {
     "total": "total_ms",
 }
 _RECORD_INT_KEYS = ("batch_size", "image_tokens", "prompt_len", "new_tokens")
+_GPU_STAGE_OF = {"sam": "sam_gpu", "clip": "clip_gpu", "projector": "projector_gpu", "prefill": "prefill_decoder_gpu",
+                 "decode": "decode_gpu"}
+"""operators_per_stage key (innermost range; ``prefill`` is the decoder part) → GPU-busy stage."""
 _MODE_ORDER = ("gundam", "base", "large", "small", "tiny")
 _CROP_CHOICES = (9, 6, *range(2, 6), *range(7, 9), *range(10, 17))
 
@@ -303,6 +306,13 @@ def read_run_dir(
                 group=workload.profile_id,
             )
         )
+    if len(workloads) == 1 and report.operators_per_stage:  # one input: the profiler pass is of that input
+        batches = len({r.get("batch_index", 0) for r in records})
+        for range_name, stage in _GPU_STAGE_OF.items():
+            ops = report.operators_per_stage.get(range_name, [])
+            busy = sum(op.self_cuda_time_ms or 0.0 for op in ops)
+            if busy > 0:
+                workloads[0].stages[stage] = StageSample(mean_ms=busy / batches, n=batches)
     return ProfileRun(
         path=run,
         run_id=report.run_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from attrs import define, evolve, field
 
@@ -38,7 +39,8 @@ def with_values(params: RooflineParams, values: Mapping[str, float]) -> Roofline
             effs[name[len(COMPUTE) :]] = value
         else:
             plain[name] = value
-    return evolve(params, compute_efficiency=effs, **plain)
+    changes: dict[str, Any] = {"compute_efficiency": effs, **plain}
+    return evolve(params, **changes)
 
 
 @define(frozen=True, kw_only=True)
@@ -104,8 +106,14 @@ def _cost(r: Sequence[float]) -> float:
 class Problem:
     """Observations and priors of one fit (or one step of a staged fit) around ``start``."""
 
-    def __init__(self, predictors: Mapping[str, StagePredictor], obs: Sequence[Observation],
-                 priors: Sequence[Prior], start: RooflineParams, prior_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        predictors: Mapping[str, StagePredictor],
+        obs: Sequence[Observation],
+        priors: Sequence[Prior],
+        start: RooflineParams,
+        prior_scale: float = 1.0,
+    ) -> None:
         self.predictors, self.obs, self.priors, self.start = predictors, list(obs), list(priors), start
         self.tau = [p.log_sigma * prior_scale for p in priors]
         self.lo = [math.log(p.lower) for p in priors]
@@ -206,10 +214,23 @@ def solve_block(prob: Problem, step: str = "joint") -> BlockResult:
         info["prior"] = jac[n_obs + i][i] ** 2
         total = sum(info.values()) or 1.0
         bound = "lower" if x[i] <= prob.lo[i] + 1e-9 else "upper" if x[i] >= prob.hi[i] - 1e-9 else None
-        fitted.append(FittedParam(
-            name=p.name, start=get_value(prob.start, p.name), prior=p.center, value=math.exp(x[i]),
-            log_sigma=math.sqrt(max(cov[i][i], 0.0)) if cov is not None else None, at_bound=bound,
-            sources={k: v / total for k, v in info.items()}, step=step,
-        ))
-    return BlockResult(params=prob.params(x), fitted=fitted, iterations=iterations, converged=converged,
-                       cost_before=cost0, cost_after=_cost(r))
+        fitted.append(
+            FittedParam(
+                name=p.name,
+                start=get_value(prob.start, p.name),
+                prior=p.center,
+                value=math.exp(x[i]),
+                log_sigma=math.sqrt(max(cov[i][i], 0.0)) if cov is not None else None,
+                at_bound=bound,
+                sources={k: v / total for k, v in info.items()},
+                step=step,
+            )
+        )
+    return BlockResult(
+        params=prob.params(x),
+        fitted=fitted,
+        iterations=iterations,
+        converged=converged,
+        cost_before=cost0,
+        cost_after=_cost(r),
+    )

@@ -30,7 +30,12 @@ def same_input(a: Workload, b: Workload) -> bool:
     """Same exact input apart from the token budget (vision and prefill identical)."""
     la, lb = a.layout, b.layout
     return (a.mode, la.tile_grid, la.total_slots, a.prompt_tokens, a.batch_size) == (
-        b.mode, lb.tile_grid, lb.total_slots, b.prompt_tokens, b.batch_size)
+        b.mode,
+        lb.tile_grid,
+        lb.total_slots,
+        b.prompt_tokens,
+        b.batch_size,
+    )
 
 
 @define(kw_only=True)
@@ -134,13 +139,25 @@ def validate(
                 continue
             rows.append(
                 ValidationRow(
-                    key=mw.key, group=mw.group or mw.key, stage=stage, measured_ms=sample.mean_ms,
-                    measured_std_ms=sample.std_ms, n=sample.n, uncalibrated_ms=before.times_ms[stage],
-                    calibrated_ms=after.times_ms[stage], bound_uncalibrated=before.bounds.get(stage, "n/a"),
-                    bound_calibrated=after.bounds.get(stage, "n/a"), calibration_input=flagged,
+                    key=mw.key,
+                    group=mw.group or mw.key,
+                    stage=stage,
+                    measured_ms=sample.mean_ms,
+                    measured_std_ms=sample.std_ms,
+                    n=sample.n,
+                    uncalibrated_ms=before.times_ms[stage],
+                    calibrated_ms=after.times_ms[stage],
+                    bound_uncalibrated=before.bounds.get(stage, "n/a"),
+                    bound_calibrated=after.bounds.get(stage, "n/a"),
+                    calibration_input=flagged,
                 )
             )
     return ValidationResult(
-        rows=rows, fit=fit, calibration=calibration, start=start, hardware=hardware, precision=precision,
+        rows=rows,
+        fit=fit,
+        calibration=calibration,
+        start=start,
+        hardware=hardware,
+        precision=precision,
         workloads={m.key: m.describe() for m in measured},
     )

@@ -88,15 +88,24 @@ def write_extras(
     sections: list[str] = []
     if fit is not None and fit_run_ is not None:
         written.append(atomic_write_text(out_dir / CALIBRATION_FILE, render_calibration_yaml(fit, fit_run_)))
-        data = {"run_dir": str(fit_run_.path), "run_id": fit_run_.run_id, "gpu_name": fit_run_.gpu_name,
-                "hardware_source": fit_run_.hardware_source, "mode_source": fit_run_.mode_source,
-                "fit": unstructure(fit)}
+        data = {
+            "run_dir": str(fit_run_.path),
+            "run_id": fit_run_.run_id,
+            "gpu_name": fit_run_.gpu_name,
+            "hardware_source": fit_run_.hardware_source,
+            "mode_source": fit_run_.mode_source,
+            "fit": unstructure(fit),
+        }
         text = json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
         written.append(atomic_write_text(out_dir / FIT_FILE, text))
         sections.append(render_calibration_md(fit, fit_run_))
     if comparison is not None and compare_run_ is not None:
-        data = {"run_dir": str(compare_run_.path), "run_id": compare_run_.run_id, "comparison": unstructure(comparison),
-                "rows": [{"stage": r.stage, "ratio": r.ratio, "error": r.error} for r in comparison.rows]}
+        data = {
+            "run_dir": str(compare_run_.path),
+            "run_id": compare_run_.run_id,
+            "comparison": unstructure(comparison),
+            "rows": [{"stage": r.stage, "ratio": r.ratio, "error": r.error} for r in comparison.rows],
+        }
         text = json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
         written.append(atomic_write_text(out_dir / COMPARISON_FILE, text))
         sections.insert(0, render_comparison_md(comparison, compare_run_))

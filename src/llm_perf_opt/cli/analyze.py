@@ -109,6 +109,12 @@ def analyze(
     from llm_perf_opt.reporting.terminal import print_analytic_summary
 
     print_analytic_summary(report, out)
+    if calib_run is not None:
+        click.echo(f"Calibrated to profile run {calib_run.run_id} ({calib_run.hardware.id}): {out}/calibration.yaml")
+    ratio = summary.predicted_vs_measured_ratio
+    if compare_run is not None and summary.measured_total_time_ms is not None and ratio is not None:
+        click.echo(f"Measured {summary.measured_total_time_ms:,.1f} ms per call in profile run {compare_run.run_id}; "
+                   f"predicted / measured = {ratio:.2f} (per stage: report.md)")
 
 
 _WORKLOAD_OPTIONS = ("workload", "resolution", "page_size", "max_crops", "max_new_tokens", "prompt_tokens",

@@ -16,14 +16,20 @@ from llm_perf_opt.reporting.analytic_markdown import table
 MAPPING_NOTE = (
     "Stage mapping: the profiler's `prefill` range is the whole first forward, with vision (SAM, CLIP) and the "
     "projector running inside it, while the analytic `prefill` stage is the decoder only. So the analytic prefill "
-    "is compared with *measured prefill − vision range* (row \"prefill, decoder only\"), and the measured first "
-    "forward with analytic vision + projector + prefill (row \"prefill incl. vision\"). Measured vision is the "
+    'is compared with *measured prefill − vision range* (row "prefill, decoder only"), and the measured first '
+    'forward with analytic vision + projector + prefill (row "prefill incl. vision"). Measured vision is the '
     "vision range without the projector range: SAM + CLIP plus view stacking, which the analytic model does not "
     "cost; the projector's newline/separator assembly is costed in analytic projector but runs just outside the "
     "measured projector range. Decode is everything after the first forward (max_new_tokens − 1 steps)."
 )
 
 
+GPU_NOTE = (
+    "GPU busy rows: Σ self CUDA time of the stage's operators in the run's torch.profiler pass (top-k operators per "
+    "stage, so a lower bound), per call, against the roofline's GPU body Σ max(compute, memory) without the per-kernel "
+    "launch term. Busy ≈ wall means the stage is GPU-bound; busy ≪ wall means the GPU waits for the CPU to issue "
+    "kernels. They are not fitted: they show whether the calibrated wall times are right for the right reason."
+)
 FIT_METHOD = {
     "staged": (
         "Maximum-a-posteriori fit in log space (no per-stage factors), staged so that each parameter is fitted only "
@@ -56,7 +62,9 @@ def render_comparison_md(comparison: WorkloadComparison, run: ProfileRun) -> str
     rows = [
         [
             r.label,
-            f"{_ms(r.measured_ms)} ± {_ms(r.measured_std_ms)} (n={r.n})",
+            f"≥ {_ms(r.measured_ms)} (profiler pass)"
+            if r.stage.endswith("_gpu")
+            else f"{_ms(r.measured_ms)} ± {_ms(r.measured_std_ms)} (n={r.n})",
             _ms(r.predicted_ms),
             f"{r.ratio:.3f}",
             pct(r.error),
@@ -72,14 +80,21 @@ def render_comparison_md(comparison: WorkloadComparison, run: ProfileRun) -> str
         f"{comparison.description}; resolution mode from {run.mode_source}. Roofline parameters: those of this "
         "report (`inputs.roofline`).",
         "",
-        table(["stage", "measured ms (mean ± std)", "predicted ms", "predicted / measured", "error", "analytic bound"],
-              rows),
+        table(
+            ["stage", "measured ms (mean ± std)", "predicted ms", "predicted / measured", "error", "analytic bound"],
+            rows,
+        ),
         "",
         MAPPING_NOTE,
     ]
+    if any(r.stage.endswith("_gpu") for r in comparison.rows):
+        lines += ["", GPU_NOTE]
     if len(run.workloads) > 1:
-        lines += ["", f"The run measured {len(run.workloads)} distinct inputs; the table uses the one with the most "
-                  f"timed calls ({comparison.key})."]
+        lines += [
+            "",
+            f"The run measured {len(run.workloads)} distinct inputs; the table uses the one with the most "
+            f"timed calls ({comparison.key}).",
+        ]
     if run.warnings:
         lines += ["", *[f"- warning: {w}" for w in run.warnings]]
     return "\n".join(lines)
@@ -97,8 +112,15 @@ def _param_rows(fit: FitResult) -> list[list[str]]:
 def render_calibration_md(fit: FitResult, run: ProfileRun) -> str:
     """``## Calibration``: fitted parameters with what constrains each, and the fit per stage."""
     rows = [
-        [r.key, STAGE_LABELS.get(r.stage, r.stage), _ms(r.measured_ms), _ms(r.before_ms), pct(r.error_before),
-         _ms(r.after_ms), pct(r.error_after)]
+        [
+            r.key,
+            STAGE_LABELS.get(r.stage, r.stage),
+            _ms(r.measured_ms),
+            _ms(r.before_ms),
+            pct(r.error_before),
+            _ms(r.after_ms),
+            pct(r.error_after),
+        ]
         for r in fit.rows
     ]
     lines = [

@@ -24,11 +24,19 @@ def render_scatter(result: ValidationResult, title: str = "") -> bytes:
     lo, hi = (min(values) / 2, max(values) * 2) if values else (0.01, 1e4)
     fig, axes = plt.subplots(1, 2, figsize=(13, 6), sharex=True, sharey=True)
     colors = plt.get_cmap("tab10")
-    for ax, which, name in ((axes[0], "uncalibrated_ms", "uncalibrated (defaults)"),
-                            (axes[1], "calibrated_ms", f"calibrated on one workload")):
+    for ax, which, name in (
+        (axes[0], "uncalibrated_ms", "uncalibrated (defaults)"),
+        (axes[1], "calibrated_ms", "calibrated on one workload"),
+    ):
         ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
-        ax.fill_between([lo, hi], [lo * (1 - TARGET), hi * (1 - TARGET)], [lo * (1 + TARGET), hi * (1 + TARGET)],
-                        color="grey", alpha=0.15, label=f"±{TARGET:.0%}")
+        ax.fill_between(
+            [lo, hi],
+            [lo * (1 - TARGET), hi * (1 - TARGET)],
+            [lo * (1 + TARGET), hi * (1 + TARGET)],
+            color="grey",
+            alpha=0.25,
+            label=f"±{TARGET:.0%}",
+        )
         for i, stage in enumerate(_PLOT_STAGES):
             pts = [r for r in rows if r.stage == stage]
             if not pts:

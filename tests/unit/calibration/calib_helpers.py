@@ -23,9 +23,33 @@ def make_profile_run(root: Path, *, batch: int = 1) -> Path:
     for i in range(batch):
         synthetic_page("text_heavy", size=(600, 800), seed=i).save(pages / f"page{i}.png")
     out = root / "run"
-    args = ["profile", "--model", "tiny", "--mode", "tiny", "--device", "cpu", "--quiet", "--images", str(pages),
-            "--repeats", "2", "--warmup", "1", "--max-new-tokens", "4", "--no-torch-profiler", "--batch-size",
-            str(batch), "--output-dir", str(out), "--run-id", "calib-test", "--peak-tflops", "1.0"]
+    args = [
+        "profile",
+        "--model",
+        "tiny",
+        "--mode",
+        "tiny",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--images",
+        str(pages),
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--no-torch-profiler",
+        "--batch-size",
+        str(batch),
+        "--output-dir",
+        str(out),
+        "--run-id",
+        "calib-test",
+        "--peak-tflops",
+        "1.0",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return out

@@ -34,7 +34,8 @@ def synthetic(mode: str, batch: int, tokens: int, params: RooflineParams = TRUTH
     w = load_workload(mode).replace(max_new_tokens=tokens, batch_size=batch)
     times = StagePredictor(SPEC, w, H100).times_ms(params)
     return MeasuredWorkload(
-        key=f"{mode}-b{batch}-n{tokens}", workload=w,
+        key=f"{mode}-b{batch}-n{tokens}",
+        workload=w,
         stages={k: StageSample(mean_ms=v, std_ms=0.01 * v, n=2) for k, v in times.items()},
     )
 
@@ -49,8 +50,13 @@ def value(fit: object, name: str) -> float:
 def test_joint_fit_recovers_the_parameters_the_data_determine() -> None:
     fit = fit_params(MATRIX, spec=SPEC, hardware=H100, scheme="joint")
     assert fit.converged
-    for name in ("compute_efficiency.vision_attention", "compute_efficiency.vision_mlp",
-                 "compute_efficiency.moe_experts", "bandwidth_efficiency", "launch_overhead_us"):
+    for name in (
+        "compute_efficiency.vision_attention",
+        "compute_efficiency.vision_mlp",
+        "compute_efficiency.moe_experts",
+        "bandwidth_efficiency",
+        "launch_overhead_us",
+    ):
         assert value(fit, name) == pytest.approx(get_value(TRUTH, name), rel=0.05), name
     assert all(abs(r.error_after) < 0.01 for r in fit.rows)
     assert fit.cost_after < 1e-3 * fit.cost_before

@@ -29,8 +29,12 @@ def test_reads_the_exact_input_and_mean_stage_times(gpu_run: Path) -> None:
     w = mw.workload
     assert w.page_size == (600, 800) and w.mode == "tiny" and w.batch_size == 1 and w.max_new_tokens == 4
     assert w.prefill_tokens == recs[0]["prompt_len"] and w.layout.total_slots == recs[0]["image_tokens"]
-    for stage, col in (("sam", "sam_ms"), ("decode", "decode_ms"), ("prefill_decoder", "prefill_decoder_ms"),
-                       ("total", "total_ms")):
+    for stage, col in (
+        ("sam", "sam_ms"),
+        ("decode", "decode_ms"),
+        ("prefill_decoder", "prefill_decoder_ms"),
+        ("total", "total_ms"),
+    ):
         assert mw.stages[stage].mean_ms == pytest.approx(sum(r[col] for r in recs) / len(recs))
         assert mw.stages[stage].n == 2
 
@@ -65,7 +69,7 @@ def test_missing_and_not_a_directory(tmp_path: Path) -> None:
 
 def test_no_metrics_json(gpu_run: Path) -> None:
     (gpu_run / "metrics.json").unlink()
-    with pytest.raises(UserError, match="no metrics.json"):
+    with pytest.raises(UserError, match=r"no metrics\.json"):
         read_run_dir(gpu_run)
 
 
@@ -84,7 +88,7 @@ def test_malformed_env_json_and_runs_jsonl(gpu_run: Path) -> None:
     with pytest.raises(UserError, match="no timed calls"):
         read_run_dir(gpu_run)
     (gpu_run / "runs.jsonl").unlink()
-    with pytest.raises(UserError, match="no runs.jsonl"):
+    with pytest.raises(UserError, match=r"no runs\.jsonl"):
         read_run_dir(gpu_run)
     (gpu_run / "env.json").write_text("[1, 2")
     with pytest.raises(UserError, match=r"env.json: not valid JSON"):
@@ -125,7 +129,7 @@ def test_record_for_an_unknown_page(gpu_run: Path, tmp_path: Path) -> None:
     recs = runs(gpu_run)
     recs[0]["pages"] = ["elsewhere.png"]
     (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    with pytest.raises(UserError, match="not in metrics.json input_set"):
+    with pytest.raises(UserError, match=r"not in metrics\.json input_set"):
         read_run_dir(gpu_run)
 
 
@@ -138,3 +142,29 @@ def test_two_inputs_become_two_workloads(gpu_run: Path, tmp_path: Path) -> None:
     assert sorted(m.workload.max_new_tokens for m in run.workloads) == [3, 4]
     assert len({m.key for m in run.workloads}) == 2
     shutil.rmtree(other)
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "profile-base"
+
+
+@pytest.mark.skipif(not (EXAMPLE / "metrics.json").is_file(), reason="no committed H100 example run")
+def test_reads_a_real_h100_run_with_gpu_busy_times() -> None:
+    from llm_perf_opt.calibration import compare_run, fit_run
+
+    run = read_run_dir(EXAMPLE)
+    assert run.hardware.id == "h100-sxm" and run.precision == "bf16" and run.spec.name == "deepseek-ocr"
+    assert run.mode == "base" and "argv" in run.mode_source
+    (mw,) = run.workloads  # three synthetic A4 pages: one exact input
+    assert mw.workload.prefill_tokens == 283 and mw.stages["decode"].n == run.n_runs
+    for stage in ("sam_gpu", "clip_gpu", "prefill_decoder_gpu", "decode_gpu"):
+        busy, wall = mw.stages[stage].mean_ms, mw.stages[stage.removesuffix("_gpu")].mean_ms
+        assert 0 < busy <= 1.05 * wall, stage  # device-busy time cannot exceed the wall time
+    fit = fit_run(run)
+    assert 1.0 < fit.params.launch_overhead_us < 200.0
+    assert all(abs(r.error_after) < 0.3 for r in fit.rows if r.stage != "projector")
+
+    from llm_perf_opt.analytic.api import build_report
+
+    report = build_report(run.spec, mw.workload, run.hardware, params=fit.params, precision=run.precision)
+    comparison = compare_run(run, report)
+    assert {"sam_gpu", "decode", "total"} <= {r.stage for r in comparison.rows}

@@ -88,32 +88,76 @@ def test_make_validation_table_end_to_end(smoke: Path, tmp_path: Path, capsys: p
     flagged = {r["key"] for r in results["rows"] if r["calibration_input"]}
     assert flagged == {"tiny-b1-n2", "tiny-b1-n4", "tiny-b1-n8"}
     assert "within ±15% after calibration" in capsys.readouterr().out
-    assert mvt.main(["--in", str(smoke), "--out", str(out), "--hardware", "h100-sxm", "--calibrate-on",
-                     "tiny-b2@4", "--fit-scheme", "joint"]) == 0
+    assert (
+        mvt.main(
+            [
+                "--in",
+                str(smoke),
+                "--out",
+                str(out),
+                "--hardware",
+                "h100-sxm",
+                "--calibrate-on",
+                "tiny-b2@4",
+                "--fit-scheme",
+                "joint",
+            ]
+        )
+        == 0
+    )
     assert "matrix entry `tiny-b2-n4`" in (out / "README.md").read_text()
     assert mvt.main(["--in", str(smoke), "--out", str(out), "--hardware", "h100-sxm", "--calibrate-on", "x@1"]) == 2
     assert mvt.main(["--in", str(smoke), "--out", str(out)]) == 2, "cpu is not a table GPU: --hardware needed"
 
 
 def config(**changes: Any) -> dict[str, Any]:
-    run = {"stages_ms": {"sam_ms": 10.0, "clip_ms": 3.0, "vision_ms": 14.0, "projector_ms": 0.2,
-                         "prefill_decoder_ms": 8.0, "prefill_ms": 22.5},
-           "decode_ms": {"64": 600.0, "256": 2400.0}, "total_ms": {"64": 622.5, "256": 2422.5}}
-    cfg = {"id": "base-b1", "mode": "base", "page_size": [1654, 2339], "batch_size": 1, "max_crops": 9,
-           "image_tokens": 273, "tile_grid": [1, 1], "prompt_len": 283, "status": "ok", "runs": [run, run]}
+    run = {
+        "stages_ms": {
+            "sam_ms": 10.0,
+            "clip_ms": 3.0,
+            "vision_ms": 14.0,
+            "projector_ms": 0.2,
+            "prefill_decoder_ms": 8.0,
+            "prefill_ms": 22.5,
+        },
+        "decode_ms": {"64": 600.0, "256": 2400.0},
+        "total_ms": {"64": 622.5, "256": 2422.5},
+    }
+    cfg = {
+        "id": "base-b1",
+        "mode": "base",
+        "page_size": [1654, 2339],
+        "batch_size": 1,
+        "max_crops": 9,
+        "image_tokens": 273,
+        "tile_grid": [1, 1],
+        "prompt_len": 283,
+        "status": "ok",
+        "runs": [run, run],
+    }
     cfg.update(changes)
     return cfg
 
 
 def write_matrix(path: Path, configs: list[dict[str, Any]], env: dict[str, Any] | None = None) -> Path:
-    path.write_text(json.dumps({"schema": "llm-perf-opt.gpu-validation/1", "env": env or {"gpu_name": "x"},
-                                "args": {"model": "deepseek-ocr", "dtype": "bf16"}, "configs": configs}))
+    path.write_text(
+        json.dumps(
+            {
+                "schema": "llm-perf-opt.gpu-validation/1",
+                "env": env or {"gpu_name": "x"},
+                "args": {"model": "deepseek-ocr", "dtype": "bf16"},
+                "configs": configs,
+            }
+        )
+    )
     return path
 
 
 def test_matrix_reader_on_hand_made_data(tmp_path: Path) -> None:
-    f = write_matrix(tmp_path / "validation-a.json",
-                     [config(), config(id="large-b1", status="oom", error="CUDA out of memory", runs=[])])
+    f = write_matrix(
+        tmp_path / "validation-a.json",
+        [config(), config(id="large-b1", status="oom", error="CUDA out of memory", runs=[])],
+    )
     m = read_matrix([tmp_path])
     assert [w.key for w in m.measured] == ["base-b1-n64", "base-b1-n256"]
     assert m.measured[1].stages["decode"].mean_ms == 2400.0 and m.measured[1].workload.max_new_tokens == 256
@@ -123,7 +167,7 @@ def test_matrix_reader_on_hand_made_data(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="analytic layout"):
         read_matrix([f])
     f.write_text('{"schema": "other"}')
-    with pytest.raises(UserError, match="not a gpu_validation.py result"):
+    with pytest.raises(UserError, match=r"not a gpu_validation\.py result"):
         read_matrix([f])
     write_matrix(f, [config(image_tokens=999)])
     with pytest.raises(UserError, match="config base-b1: workload field prompt_tokens"):
@@ -138,13 +182,26 @@ def test_validation_report_renders(tmp_path: Path) -> None:
     spec, hw = load_model_spec("deepseek-ocr"), load_hardware("h100-sxm")
     cal = next(w for w in m.measured if w.key == "base-b1-n256")
     fit = fit_params([cal], spec=spec, hardware=hw)
-    result = validate(m.measured, spec=spec, hardware=hw, precision="bf16", fit=fit, calibration="test",
-                      calibration_workload=cal.workload)
+    result = validate(
+        m.measured,
+        spec=spec,
+        hardware=hw,
+        precision="bf16",
+        fit=fit,
+        calibration="test",
+        calibration_workload=cal.workload,
+    )
     assert {r.key for r in result.rows if r.calibration_input} == {"base-b1-n64", "base-b1-n256"}
     assert all(not r.calibration_input for r in result.others())
     table = render_table_md(result, {"gpu_name": "NVIDIA H100 80GB HBM3"})
     assert "| base-b1-n256 † |" in table and "## By stage" in table
-    readme = render_readme(result, {"gpu_name": "NVIDIA H100 80GB HBM3"}, configs=m.configs, not_measured=["x: oom"],
-                           sources=["validation-a.json"], args={"checkpoint_list": [64, 256], "repeats": 2})
+    readme = render_readme(
+        result,
+        {"gpu_name": "NVIDIA H100 80GB HBM3"},
+        configs=m.configs,
+        not_measured=["x: oom"],
+        sources=["validation-a.json"],
+        args={"checkpoint_list": [64, 256], "repeats": 2},
+    )
     assert "## Not measured" in readme and "- x: oom" in readme
     assert render_scatter(result)[:4] == b"\x89PNG"
