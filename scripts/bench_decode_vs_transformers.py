@@ -18,28 +18,18 @@ experts, vocab 129280), and transformers has it natively as ``DeepseekOcr2TextMo
 
 If the transformers model cannot be built, the reason is printed and stored, and ours is still timed.
 
-Usage (repository root, no install needed; ``src`` is put on ``sys.path``)::
+Usage (repository root, no install needed: ``_gpu_common`` puts ``src`` on ``sys.path``)::
 
     python3 scripts/bench_decode_vs_transformers.py --out $OUT/bench_decode.json
     python3 scripts/bench_decode_vs_transformers.py --smoke --out /tmp/bench.json   # tiny, CPU, seconds
 """
-# ruff: noqa: E402
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_SRC = Path(__file__).resolve().parent.parent / "src"
-if _SRC.is_dir() and str(_SRC) not in sys.path:
-    sys.path.insert(0, str(_SRC))
-
 import argparse
 import contextlib
-import json
-import math
-import platform
 import statistics
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -47,84 +37,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _gpu_common import DTYPES, default_device, dtype_name, environment, log, run_guarded, sync
 from torch import nn
 
 from llm_perf_opt.models.deepseek_ocr import DeepseekOCRForCausalLM, KVCache, build_model, decode_step, new_cache
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, DecoderSpec, ModelSpec
-
-DTYPES: dict[str, torch.dtype] = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-}
-_T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", flush=True)
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def clean_json(value: Any) -> Any:
-    """NaN/inf → None, tuples → lists, torch/pathlib scalars → plain Python (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, torch.dtype):
-        return dtype_name(value)
-    return str(value)
-
-
-def write_json(path: str | None, data: dict[str, Any]) -> None:
-    if not path:
-        return
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(clean_json(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    log(f"wrote {out}")
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "device": str(device),
-    }
-    try:
-        import transformers
-
-        env["transformers"] = transformers.__version__
-    except Exception as exc:  # missing or broken install: report, do not fail
-        env["transformers"] = f"unavailable: {exc}"
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env["gpu_name"] = torch.cuda.get_device_name(device)
-        env["gpu_capability"] = f"{props.major}.{props.minor}"
-        env["gpu_memory_bytes"] = int(props.total_memory)
-        env["gpu_sms"] = int(props.multi_processor_count)
-    else:
-        env["cpu_threads"] = torch.get_num_threads()
-    return env
-
 
 # ---------------------------------------------------------------- the transformers model
 
@@ -467,8 +384,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             check_tokens=12,
         )
     args = p.parse_args(argv)
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = default_device(args.device)
     return args
 
 
@@ -509,28 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         "kv_cache": "ours: preallocated KVCache written in place; transformers: its default DynamicCache",
         "tokens": "pre-drawn random ids fed to both (teacher forcing), so both run identical steps",
     }
-    env = result["env"]
-    log(
-        f"torch {env['torch']} (CUDA {env['torch_cuda']}), transformers {env['transformers']}, "
-        f"device {env.get('gpu_name', device)}; model {spec.name}, dtype {args.dtype}"
+    log(f"model {spec.name}, dtype {args.dtype}")
+    return run_guarded(
+        args, result, lambda: run(args, spec, device, dtype, check_dtype, contexts, attns, hf_experts, result)
     )
-    exit_code = 0
-    threads = torch.get_num_threads()
-    if args.smoke:  # tiny tensors: one thread avoids OpenMP oversubscription on busy CPU boxes
-        torch.set_num_threads(1)
-    try:
-        exit_code = run(args, spec, device, dtype, check_dtype, contexts, attns, hf_experts, result)
-        result["status"] = "ok" if exit_code == 0 else "check_failed"
-    except Exception as exc:
-        result["status"] = "error"
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc()
-        traceback.print_exc()
-        exit_code = 1
-    finally:
-        torch.set_num_threads(threads)
-        write_json(args.out, result)
-    return exit_code
 
 
 def run(

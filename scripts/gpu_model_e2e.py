@@ -14,35 +14,27 @@ peak allocated memory (reset per run) and the KV-cache bytes. The analytic model
 (``llm_perf_opt.analytic.api.stage_totals``) predicts the same workload on ``--hardware``
 (``h100-sxm``) and the table shows measured vs predicted per stage with the ratio.
 
-Usage (repository root, no install needed; ``src`` is put on ``sys.path``)::
+Usage (repository root, no install needed: ``_gpu_common`` puts ``src`` on ``sys.path``)::
 
     python3 scripts/gpu_model_e2e.py --out $OUT/e2e.json
     python3 scripts/gpu_model_e2e.py --smoke --out /tmp/e2e.json    # tiny model on CPU, seconds
 """
-# ruff: noqa: E402
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_SRC = Path(__file__).resolve().parent.parent / "src"
-if _SRC.is_dir() and str(_SRC) not in sys.path:
-    sys.path.insert(0, str(_SRC))
-
 import argparse
 import contextlib
-import json
 import math
-import platform
 import random
 import statistics
+import sys
 import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+from _gpu_common import DTYPES, GIB, default_device, environment, log, run_guarded, sync
 from PIL import Image, ImageDraw, ImageFont
 
 from llm_perf_opt.hardware.table import hardware_for_cuda_name, load_hardware
@@ -51,78 +43,11 @@ from llm_perf_opt.specs.image_tokens import resolution_mode
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, ModelSpec
 from llm_perf_opt.specs.workload import Workload, parse_page_size
 
-DTYPES: dict[str, torch.dtype] = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-}
 ANALYTIC_DTYPE = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 STAGE_NAMES = ("prefill", "vision", "sam", "clip", "projector", "decode")
-GIB, GB = 2**30, 1e9
+GB = 1e9
 EXPECTED_A4_GUNDAM_SLOTS = 903
 """Reference §5.4/§5.5: an A4 page at 200 dpi in Gundam mode → 2×3 tiles → 273 + 21·30 = 903."""
-_T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def clean_json(value: Any) -> Any:
-    """NaN/inf → None, tuples → lists, anything exotic → str (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def write_json(path: str | None, data: dict[str, Any]) -> None:
-    if not path:
-        return
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(clean_json(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    log(f"wrote {out}")
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "device": str(device),
-    }
-    try:
-        import transformers
-
-        env["transformers"] = transformers.__version__
-    except Exception as exc:  # not needed here; report only
-        env["transformers"] = f"unavailable: {exc}"
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env["gpu_name"] = torch.cuda.get_device_name(device)
-        env["gpu_capability"] = f"{props.major}.{props.minor}"
-        env["gpu_memory_bytes"] = int(props.total_memory)
-        env["gpu_sms"] = int(props.multi_processor_count)
-    else:
-        env["cpu_threads"] = torch.get_num_threads()
-    return env
 
 
 # ---------------------------------------------------------------- synthetic page
@@ -456,8 +381,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if p.parse_known_args(argv)[0].smoke:  # smoke defaults; explicit options still win
         p.set_defaults(model="tiny", device="cpu", dtype="fp32", new_tokens=4, warmup=1, runs=1)
     args = p.parse_args(argv)
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = default_device(args.device)
     return args
 
 
@@ -465,41 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
     result: dict[str, Any] = {"script": "gpu_model_e2e", "status": "running", "args": vars(args)}
-    code = 0
-    threads = torch.get_num_threads()
-    if args.smoke:  # tiny tensors: one thread avoids OpenMP oversubscription on busy CPU boxes
-        torch.set_num_threads(1)
-    try:
-        code = run(args, device, result)
-        result["status"] = "ok" if code == 0 else "check_failed"
-    except Exception as exc:
-        result["status"] = "error"
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc()
-        traceback.print_exc()
-        code = 1
-    finally:
-        torch.set_num_threads(threads)
-        write_json(args.out, result)
-    return code
+    return run_guarded(args, result, lambda: run(args, device, result))
 
 
 def run(args: argparse.Namespace, device: torch.device, result: dict[str, Any]) -> int:
     dtype = DTYPES[args.dtype]
     spec = MODEL_REGISTRY[args.model]
     env = result["env"] = environment(device)
-    log(
-        f"python {env['python']}, torch {env['torch']} (CUDA {env['torch_cuda']}, cuDNN {env['cudnn']}), "
-        f"transformers {env['transformers']}"
-    )
-    log(
-        f"device: {env.get('gpu_name', device)}"
-        + (
-            f" (sm {env['gpu_capability']}, {env['gpu_sms']} SMs, {env['gpu_memory_bytes'] / GIB:.1f} GiB)"
-            if device.type == "cuda"
-            else ""
-        )
-    )
     checks: dict[str, Any] = {}
     if device.type == "cuda":
         row = hardware_for_cuda_name(env["gpu_name"])

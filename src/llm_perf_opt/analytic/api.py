@@ -13,11 +13,12 @@ from typing import Any
 
 from attrs import evolve
 
-from llm_perf_opt.analytic.base import BF16, DTYPE_BYTES, BaseLayer, Precision
+from llm_perf_opt.analytic.base import BF16, DTYPE_BYTES, BaseLayer, Precision, resident_bytes
 from llm_perf_opt.analytic.categories import operator_categories
 from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_root, build_stages, decode_steps
+from llm_perf_opt.analytic.report_io import load_report
 from llm_perf_opt.analytic.report_tree import GB, MS, TB, TFLOP, module_metrics, module_nodes, walk
-from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
+from llm_perf_opt.analytic.roofline import Roofline, RooflineParams, Timing
 from llm_perf_opt.contracts.analytic import (
     AnalyticModuleSummary,
     DeepSeekOCRAnalyticReportSummary,
@@ -44,8 +45,10 @@ __all__ = [
     "build_report",
     "load_report",
     "load_roofline_params",
+    "memory_of",
     "precision_for",
     "recompute",
+    "stage_timings",
     "stage_totals",
     "summary_of",
     "write_report",
@@ -83,7 +86,22 @@ def _stage_counts(name: str, workload: Workload) -> tuple[int, int]:
     return decode_steps(workload), b * decode_steps(workload)
 
 
-def _totals(name: str, layer: BaseLayer, workload: Workload, roofline: Roofline | None) -> StageTotals:
+def stage_timings(root: BaseLayer, roofline: Roofline) -> dict[str, Timing]:
+    """stage → roofline timing of one call of that stage, in call order.
+
+    ``roofline.time(root).total_s`` is their sum in this order, so reports and what-if rows built
+    from these agree to the last bit.
+    """
+    return {child.layer.stage: roofline.time(child.layer) for child in root.children()}
+
+
+def memory_of(root: BaseLayer) -> tuple[float, float, float]:
+    """(weights, KV cache, activations) in GB: resident state plus the largest single-operator working set."""
+    weights, kv, act = resident_bytes(root)
+    return weights / GB, kv / GB, act / GB
+
+
+def _totals(name: str, layer: BaseLayer, workload: Workload, t: Timing | None) -> StageTotals:
     c = layer.cost()
     calls, tokens = _stage_counts(name, workload)
     out = StageTotals(
@@ -99,8 +117,7 @@ def _totals(name: str, layer: BaseLayer, workload: Workload, roofline: Roofline 
         kv_cache_gb=c.kv_cache_bytes / GB,
         activations_gb=c.activation_bytes / GB,
     )
-    if roofline is not None:
-        t = roofline.time(layer)
+    if t is not None:
         out.compute_ms, out.memory_ms, out.launch_ms = t.compute_s * MS, t.memory_s * MS, t.launch_s * MS
         out.predicted_ms, out.bound = t.total_s * MS, t.bound
     return out
@@ -121,8 +138,11 @@ def stage_totals(
     """
     prec = precision_for(precision)
     stages = build_stages(spec, workload, prec)
-    roofline = Roofline(hardware, params or RooflineParams(), prec.compute_dtype) if hardware is not None else None
-    return {name: _totals(name, stages[name], workload, roofline) for name in STAGES}
+    timings: dict[str, Timing] = {}
+    if hardware is not None:
+        roofline = Roofline(hardware, params or RooflineParams(), prec.compute_dtype)
+        timings = stage_timings(build_root(stages, prec), roofline)
+    return {name: _totals(name, stages[name], workload, timings.get(name)) for name in STAGES}
 
 
 def _contract_model(spec: ModelSpec) -> DeepSeekOCRModelSpec:
@@ -231,10 +251,10 @@ def build_report(
     stages = build_stages(spec, workload, prec)
     root = build_root(stages, prec)
     roofline = Roofline(hardware, params, prec.compute_dtype)
+    timings = stage_timings(root, roofline)
     total_s = roofline.time(root).total_s
     visits = list(walk(root))
-    rc = root.cost()
-    weights, kv, act = rc.weight_bytes / GB, rc.kv_cache_bytes / GB, rc.activation_bytes / GB
+    weights, kv, act = memory_of(root)
     total_mem = weights + kv + act
     when = (created_at or datetime.now(UTC)).isoformat(timespec="seconds")
     return AnalyticModelReport(
@@ -246,7 +266,7 @@ def build_report(
         operator_categories=operator_categories(),
         module_metrics=module_metrics(visits, workload.profile_id, roofline, total_s),
         profile_run_id=profile_run_id,
-        stages=[_totals(name, stages[name], workload, roofline) for name in STAGES],
+        stages=[_totals(name, stages[name], workload, timings[name]) for name in STAGES],
         memory=MemorySummary(
             weights_gb=weights,
             kv_cache_gb=kv,
@@ -320,13 +340,6 @@ def summary_of(
         top_modules=top,
         notes=notes,
     )
-
-
-def load_report(path: str | Path) -> AnalyticModelReport:
-    """Read a report.json / report.yaml back (for what-if)."""
-    from llm_perf_opt.contracts.convert import load
-
-    return load(path, AnalyticModelReport)
 
 
 def write_report(report: AnalyticModelReport, out_dir: str | Path) -> list[Path]:

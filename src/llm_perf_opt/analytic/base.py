@@ -265,6 +265,11 @@ class BaseLayer:
         return cost
 
 
+def add_state(total: float, value: float, child: Child) -> float:
+    """The state rule: ``c ×`` the child's for distinct instances, ``max`` when its state is shared."""
+    return max(total, value) if child.shared_state else total + child.count * value
+
+
 def aggregate(children: tuple[Child, ...]) -> Cost:
     """Sum children per the rules in the module docstring."""
     total = Cost()
@@ -275,8 +280,7 @@ def aggregate(children: tuple[Child, ...]) -> Cost:
         for name in ADDITIVE:
             setattr(total, name, getattr(total, name) + n * getattr(c, name))
         for name in STATE:
-            mine, theirs = getattr(total, name), getattr(c, name)
-            setattr(total, name, max(mine, theirs) if child.shared_state else mine + n * theirs)
+            setattr(total, name, add_state(getattr(total, name), getattr(c, name), child))
         total.activation_bytes = max(total.activation_bytes, c.activation_bytes)
         for cat, vals in c.categories.items():
             acc = cats.setdefault(cat, [0.0, 0.0, 0.0, 0.0])
@@ -294,6 +298,21 @@ def _children(layer: BaseLayer) -> tuple[Child, ...]:
 def _cost(layer: BaseLayer) -> Cost:
     kids = layer.children()
     return aggregate(kids) if kids else layer.leaf_cost()
+
+
+@lru_cache(maxsize=8192)
+def resident_bytes(layer: BaseLayer) -> tuple[float, float, float]:
+    """(weight, KV-cache, activation) bytes of ``layer``: its ``cost()``'s, bit for bit, by the same rules
+    in the same order, without the FLOP, byte and category sums (most of the work for a fresh tree)."""
+    kids = layer.children()
+    if not kids:
+        c = layer.cost()
+        return c.weight_bytes, c.kv_cache_bytes, c.activation_bytes
+    weights, kv, act = 0.0, 0.0, 0.0
+    for child in kids:
+        w, k, a = resident_bytes(child.layer)
+        weights, kv, act = add_state(weights, w, child), add_state(kv, k, child), max(act, a)
+    return weights, kv, act
 
 
 @frozen(kw_only=True, cache_hash=True)

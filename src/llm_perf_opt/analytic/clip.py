@@ -13,7 +13,7 @@ from attrs import frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Child
 from llm_perf_opt.analytic.primitives import AttentionCore, Elementwise, LayerNorm, Linear, UnusedWeights
-from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, residual
+from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, head_merge, residual
 from llm_perf_opt.specs.model_spec import ClipSpec
 
 
@@ -92,16 +92,7 @@ class ClipAttention(BaseLayer):
                     op_category=VA,
                 ),
             ),
-            Child(
-                name="head_merge",
-                layer=self.sub(
-                    Elementwise,
-                    label="permute heads back (copy)",
-                    elements=t * w,
-                    flops_per_element=0.0,
-                    op_category=VA,
-                ),
-            ),
+            Child(name="head_merge", layer=head_merge(self, t * w)),
             Child(
                 name="out_proj",
                 layer=self.sub(Linear, tokens=t, in_features=w, out_features=w, bias=True, op_category=VA),

@@ -164,16 +164,7 @@ class SamAttention(BaseLayer):
                     op_category=VA,
                 ),
             ),
-            Child(
-                name="head_merge",
-                layer=self.sub(
-                    Elementwise,
-                    label="permute heads back (copy)",
-                    elements=t * w,
-                    flops_per_element=0.0,
-                    op_category=VA,
-                ),
-            ),
+            Child(name="head_merge", layer=head_merge(self, t * w)),
             Child(
                 name="proj", layer=self.sub(Linear, tokens=t, in_features=w, out_features=w, bias=True, op_category=VA)
             ),
@@ -215,6 +206,13 @@ class VisionMLP(BaseLayer):
 
 def residual(layer: BaseLayer, elements: int) -> Elementwise:
     return layer.sub(Elementwise, label="residual add", elements=elements, reads=2, op_category=EW)
+
+
+def head_merge(layer: BaseLayer, elements: int) -> Elementwise:
+    """The copy that permutes a vision attention's heads back to [tokens, width] (SAM and CLIP alike)."""
+    return layer.sub(
+        Elementwise, label="permute heads back (copy)", elements=elements, flops_per_element=0.0, op_category=VA
+    )
 
 
 @frozen(kw_only=True, cache_hash=True)

@@ -63,9 +63,9 @@ def what_if(
     if not report_path:
         raise UserError("--report PATH is required (the report.json or report.yaml written by 'analyze')")
 
+    from llm_perf_opt.analytic.report_io import load_report, resolve_report_path
     from llm_perf_opt.whatif.evaluate import evaluate
     from llm_perf_opt.whatif.outputs import csv_text, json_document, json_text, render_table, write_outputs
-    from llm_perf_opt.whatif.report_io import load_report, resolve_report_path
     from llm_perf_opt.whatif.scenarios import parse_cli_sets, parse_cli_sweeps
 
     fixed, swept = parse_cli_sets(sets), parse_cli_sweeps(sweeps)

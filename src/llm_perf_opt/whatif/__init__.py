@@ -26,9 +26,9 @@ Python API for external tools (imports no torch, numpy or matplotlib)::
 Keys: :data:`~llm_perf_opt.whatif.overrides.KEYS`; row fields: :class:`WhatIfRow`.
 """
 
+from llm_perf_opt.analytic.report_io import load_report
 from llm_perf_opt.whatif.evaluate import Evaluator, StageResult, WhatIfRow, evaluate
 from llm_perf_opt.whatif.overrides import KEYS, apply_overrides, valid_keys_text
-from llm_perf_opt.whatif.report_io import load_report
 from llm_perf_opt.whatif.scenarios import MAX_SCENARIOS, Scenario, build_grid
 
 __all__ = [

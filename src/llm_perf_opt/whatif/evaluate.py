@@ -1,10 +1,10 @@
 """Evaluate what-if scenarios: one :class:`WhatIfRow` per scenario, computed as the report was.
 
-Every scenario is recomputed with the analytic model's own functions — ``build_stages`` /
-``build_root`` for the layer tree and :class:`~llm_perf_opt.analytic.roofline.Roofline` for time —
-in the same order of operations as :func:`llm_perf_opt.analytic.api.build_report`, so a scenario
-without overrides reproduces the report's stage times, total, job time and memory bit for bit.
-Only the per-module metrics (not needed here) are skipped.
+Every scenario is recomputed with the functions :func:`llm_perf_opt.analytic.api.build_report`
+itself uses — ``build_stages`` / ``build_root`` for the layer tree, ``stage_timings`` and
+``Roofline.time(root)`` for time, ``memory_of`` for memory — so a scenario without overrides
+reproduces the report's stage times, total, job time and memory bit for bit. Only the per-module
+metrics (not needed here) are skipped.
 
 Speed (no torch or numpy; ~0.5 ms per scenario sharing a layer tree, ~1.5 ms per new tree):
 
@@ -14,8 +14,8 @@ Speed (no torch or numpy; ~0.5 ms per scenario sharing a layer tree, ~1.5 ms per
 * one :class:`Roofline` per (hardware, roofline parameters, compute dtype): its per-layer timings
   are shared by every scenario on that device (a vision tree is timed once for a whole sweep of
   token budgets);
-* memory from a walk of resident state only (:class:`_StateWalk`), and the largest batch in closed
-  form (:meth:`Evaluator.max_batch`).
+* memory from a walk of resident state only (``memory_of``: no FLOP or byte sums), and the largest
+  batch in closed form (:meth:`Evaluator.max_batch`).
 
 Row semantics (B = batch_size pages per ``generate`` call):
 
@@ -37,8 +37,10 @@ from typing import Any
 
 from attrs import fields, frozen
 
+from llm_perf_opt.analytic.api import memory_of, stage_timings
 from llm_perf_opt.analytic.base import BaseLayer, Precision
-from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_root, build_stages
+from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
+from llm_perf_opt.analytic.report_tree import MS
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.data.analytic_report import AnalyticInputs, AnalyticModelReport
 from llm_perf_opt.errors import UserError
@@ -48,7 +50,6 @@ from llm_perf_opt.specs.workload import Workload
 from llm_perf_opt.whatif.overrides import apply_parsed, inputs_of
 from llm_perf_opt.whatif.scenarios import Scenario, build_grid
 
-MS, GB = 1e3, 1e9  # the same constants as the report (llm_perf_opt.analytic.report_tree)
 MAX_BATCH_LIMIT = 1 << 20
 """Largest batch ``max_batch`` reports; a model whose memory does not grow with B stops here."""
 AFFINE_CHECK_BATCH = 1024
@@ -138,52 +139,15 @@ _Shape = tuple[ModelSpec, Workload, Precision]
 
 
 class _ShapeData:
-    """Per shape: the stage layers, the memory totals (GB) and the token counts."""
+    """Per shape: the layer tree's root, the memory totals (GB) and the token counts."""
 
-    __slots__ = ("image_tokens", "memory", "prefill_tokens", "stages")
+    __slots__ = ("image_tokens", "memory", "prefill_tokens", "root")
 
-    def __init__(self, stages: dict[str, BaseLayer], memory: tuple[float, float, float], image_tokens: int,
-                 prompt_tokens: int) -> None:
-        self.stages = stages
-        self.memory = memory
+    def __init__(self, root: BaseLayer, image_tokens: int, prompt_tokens: int) -> None:
+        self.root = root
+        self.memory = memory_of(root)
         self.image_tokens = image_tokens
         self.prefill_tokens = prompt_tokens + image_tokens
-
-
-class _StateWalk:
-    """Resident state and peak activations of a layer tree, without the full cost aggregate.
-
-    ``root.cost()`` also merges FLOPs, bytes and per-category tables at every level, which is most
-    of the work for a fresh tree and not needed here. This walk applies exactly the state rules
-    of :func:`llm_perf_opt.analytic.base.aggregate` (``c ×`` for distinct instances, ``max`` for
-    shared state, ``max`` for activations) in the same order, so the numbers are bit-identical to
-    ``root.cost()`` (a test checks it). Memoised per layer across scenarios.
-    """
-
-    def __init__(self) -> None:
-        self._memo: dict[BaseLayer, tuple[float, float, float]] = {}
-
-    def __call__(self, layer: BaseLayer) -> tuple[float, float, float]:
-        hit = self._memo.get(layer)
-        if hit is not None:
-            return hit
-        kids = layer.children()
-        if not kids:
-            c = layer.cost()
-            out = (c.weight_bytes, c.kv_cache_bytes, c.activation_bytes)
-        else:
-            weights, kv, act = 0.0, 0.0, 0.0
-            for child in kids:
-                w, k, a = self(child.layer)
-                n = child.count
-                if child.shared_state:
-                    weights, kv = max(weights, w), max(kv, k)
-                else:
-                    weights, kv = weights + n * w, kv + n * k
-                act = max(act, a)
-            out = (weights, kv, act)
-        self._memo[layer] = out
-        return out
 
 
 class Evaluator:
@@ -195,7 +159,6 @@ class Evaluator:
         self._max_batch: dict[tuple[_Shape, float], int] = {}
         self._slots: dict[tuple[Any, ...], int] = {}
         self._variants: dict[tuple[Workload, int | None], Workload] = {}
-        self._state = _StateWalk()
 
     # -- building blocks -------------------------------------------------------------------
     def _variant(self, work: Workload, batch: int | None = None) -> Workload:
@@ -219,15 +182,13 @@ class Evaluator:
             if len(self._shapes) >= MAX_CACHED_SHAPES:  # bound memory on huge grids (scenarios come grouped)
                 self._shapes.clear()
                 self._rooflines.clear()
-                self._state = _StateWalk()
             spec, work, prec = key
-            stages = build_stages(spec, work, prec)
-            weights, kv, act = self._state(build_root(stages, prec))
+            root = build_root(build_stages(spec, work, prec), prec)
             slots_key = (work.mode, work.page_size, work.max_crops)
             slots = self._slots.get(slots_key)
             if slots is None:
                 slots = self._slots[slots_key] = work.image_tokens
-            hit = self._shapes[key] = _ShapeData(stages, (weights / GB, kv / GB, act / GB), slots, work.prompt_tokens)
+            hit = self._shapes[key] = _ShapeData(root, slots, work.prompt_tokens)
         return hit
 
     def roofline(self, hardware: HardwareSpec, params: RooflineParams, compute_dtype: str) -> Roofline:
@@ -290,12 +251,9 @@ class Evaluator:
         data = self.data(key)
         work, hw, prec = inputs.workload_spec, inputs.hardware, inputs.precision
         roof = self.roofline(hw, inputs.roofline, prec.compute_dtype)
-        results: dict[str, StageResult] = {}
-        total_s = 0.0
-        for name in STAGES:  # the same order and arithmetic as Roofline.time(root) in build_report
-            t = roof.time(data.stages[name])
-            total_s += 1 * t.total_s
-            results[name] = StageResult(predicted_ms=t.total_s * MS, bound=t.bound)
+        timings = stage_timings(data.root, roof)
+        results = {name: StageResult(predicted_ms=t.total_s * MS, bound=t.bound) for name, t in timings.items()}
+        total_s = roof.time(data.root).total_s
         latency = total_s * MS
         b = work.batch_size
         weights, kv, act = data.memory
@@ -361,7 +319,7 @@ def evaluate(
     that reproduces the report exactly. Bad keys/values raise :class:`UserError` before any work.
     """
     if isinstance(report, str | Path):
-        from llm_perf_opt.whatif.report_io import load_report
+        from llm_perf_opt.analytic.report_io import load_report
 
         report = load_report(report)
     base = inputs_of(report)

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 from llm_perf_opt.analytic import api
-from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.errors import UserError
-from llm_perf_opt.specs.workload import WORKLOAD_PROFILES
 from llm_perf_opt.whatif import Evaluator, WhatIfRow, apply_overrides, evaluate, load_report
-from llm_perf_opt.whatif.evaluate import _bisect, _StateWalk
+from llm_perf_opt.whatif.evaluate import _bisect
 
 
 def assert_row_is_report(row: WhatIfRow, report: AnalyticModelReport) -> None:
@@ -65,17 +63,6 @@ def test_overridden_rows_equal_a_rebuilt_report(ocr_report: AnalyticModelReport,
                               params=inp.roofline)
     assert {k: (v.predicted_ms, v.bound) for k, v in totals.items()} == {
         k: (v.predicted_ms, v.bound) for k, v in row.stages.items()}
-
-
-def test_state_walk_equals_root_cost() -> None:
-    from llm_perf_opt.specs.model_spec import DEEPSEEK_OCR, TINY
-
-    walk = _StateWalk()
-    for spec in (DEEPSEEK_OCR, TINY):
-        for work in (WORKLOAD_PROFILES["dsocr-standard-v1"], WORKLOAD_PROFILES["base"].replace(batch_size=5)):
-            root = build_root(build_stages(spec, work))
-            cost = root.cost()
-            assert walk(root) == (cost.weight_bytes, cost.kv_cache_bytes, cost.activation_bytes)
 
 
 def test_row_semantics(tiny_report_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Read an analytic report back for what-if, with one clear error for each way a file can be wrong."""
+"""Read an analytic report back (what-if, notebooks), with one clear error for each way a file can be wrong."""
 
 from __future__ import annotations
 
