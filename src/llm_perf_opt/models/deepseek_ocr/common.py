@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from llm_perf_opt.errors import UserError
 
@@ -26,6 +27,19 @@ Ranges = Callable[[str], AbstractContextManager[Any]]
 
 ATTN_IMPLS = ("sdpa", "eager")
 """``sdpa``: torch.nn.functional.scaled_dot_product_attention; ``eager``: matmul-softmax-matmul."""
+
+
+SDPA_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
+"""SDPA kernels we allow. cuDNN attention is left out on purpose: on an H100 (torch 2.11) it was
+picked for decode and built a new execution plan for every new key length, so each decode step at a
+length not seen before cost tens of milliseconds of host time (measured: 40 ms/token in the first
+1024-token generation vs 9 ms once the lengths were cached). Flash / memory-efficient kernels have
+no per-shape plans."""
+
+
+def sdpa_backends() -> AbstractContextManager[None]:
+    """Restrict ``scaled_dot_product_attention`` to :data:`SDPA_BACKENDS` inside the block."""
+    return sdpa_kernel(list(SDPA_BACKENDS))
 
 
 def null_ranges(name: str) -> AbstractContextManager[None]:

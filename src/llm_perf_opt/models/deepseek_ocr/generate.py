@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from llm_perf_opt.errors import UserError
-from llm_perf_opt.models.deepseek_ocr.common import Ranges, null_ranges
+from llm_perf_opt.models.deepseek_ocr.common import Ranges, null_ranges, sdpa_backends
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
 from llm_perf_opt.models.deepseek_ocr.preprocess import ModelInputs
@@ -51,17 +51,19 @@ def prefill(
     Returns the last position's logits [B, V]. ``ranges`` receives "vision" (with "sam", "clip",
     "projector" inside) from :meth:`DeepseekOCRForCausalLM.encode_images`.
     """
-    image_embeds = model.encode_images(inputs.pages, ranges)
-    logits = model(
-        inputs.input_ids, image_embeds=image_embeds, image_mask=inputs.image_mask, cache=cache, last_only=True
-    )
+    with sdpa_backends():
+        image_embeds = model.encode_images(inputs.pages, ranges)
+        logits = model(
+            inputs.input_ids, image_embeds=image_embeds, image_mask=inputs.image_mask, cache=cache, last_only=True
+        )
     return logits[:, -1]
 
 
 @torch.inference_mode()
 def decode_step(model: DeepseekOCRForCausalLM, token_ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """Feed one token per row (ids [B] or [B, 1]) at the cache's next position; logits [B, V]."""
-    return model(token_ids.reshape(cache.batch, 1), cache=cache, last_only=True)[:, -1]
+    with sdpa_backends():
+        return model(token_ids.reshape(cache.batch, 1), cache=cache, last_only=True)[:, -1]
 
 
 class _NgramBan:
