@@ -92,7 +92,7 @@ def stage_timings(root: BaseLayer, roofline: Roofline) -> dict[str, Timing]:
     ``roofline.time(root).total_s`` is their sum in this order, so reports and what-if rows built
     from these agree to the last bit.
     """
-    return {child.layer.stage: roofline.time(child.layer) for child in root.children()}
+    return {child.layer.stage: roofline.stage_time(child.layer) for child in root.children()}
 
 
 def memory_of(root: BaseLayer) -> tuple[float, float, float]:

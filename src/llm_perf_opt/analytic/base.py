@@ -175,6 +175,9 @@ class BaseLayer:
 
     stage: str = "other"
     """Stage this layer runs in: vision, projector, prefill, decode (or other)."""
+    syncs_between_children: ClassVar[bool] = False
+    """True where the host synchronises after each child (the stages of one generation), so the
+    roofline overlaps host issue and GPU time per child rather than across them."""
     prec: Precision = BF16
     """Storage and compute dtypes."""
     op_category: str | None = None

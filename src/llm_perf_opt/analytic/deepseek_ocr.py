@@ -50,6 +50,8 @@ class DecodeStage(BaseLayer):
         "Σ_{j=1..S} DecoderStack(B, q=1, L=P+j) = S · (step(P+1) + step(P+S)) / 2 (closed form, affine in L)"
     )
 
+    syncs_between_children: ClassVar[bool] = True  # the host syncs once per decode step
+
     def build_children(self) -> tuple[Child, ...]:
         if self.steps < 1:
             return ()
@@ -71,6 +73,8 @@ class DeepseekOCRGeneration(BaseLayer):
     stages: tuple[BaseLayer, ...]
 
     formula: ClassVar[str] = "vision + projector + prefill + decode"
+
+    syncs_between_children: ClassVar[bool] = True
 
     def build_children(self) -> tuple[Child, ...]:
         return tuple(Child(name=s.stage, layer=s, shared_state=s.stage == "decode") for s in self.stages)

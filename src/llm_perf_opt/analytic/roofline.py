@@ -8,7 +8,20 @@ Per leaf (one call):
     time    = max(compute, memory) + launch
 
 and the leaf's bound is ``launch`` when launch exceeds max(compute, memory), else ``compute`` or
-``memory``. A composite's time is Σ count × child time; its bound is the class (compute / memory
+``memory``.
+
+Host issue (why decode is slow in eager PyTorch): the CPU spends ``host_overhead_us`` per kernel
+(Python, dispatcher, launch call) and runs ahead of the GPU only while it is faster. Between two
+host synchronisations the wall time is therefore max(Σ GPU time, Σ host time). The generation
+syncs at every stage boundary and, for the EOS check, once per decode step, so the overlap is
+taken per stage (vision, projector, prefill) and per decode step:
+
+    stage   = max(Σ_kernels (max(compute, memory) + launch), kernels · host_overhead)
+    step_j  = max(gpu_j, kernels_step · host_overhead)      (summed in closed form over j)
+
+A stage or step that the host limits is reported with bound ``launch``.
+
+A composite's time is Σ count × child time; its bound is the class (compute / memory
 / launch) whose bound leaves take the most time. Non-matmul FLOPs do not enter the compute term:
 elementwise and norm kernels are memory-bound, and their traffic is charged in full.
 
@@ -96,6 +109,12 @@ class RooflineParams:
     """Fraction of the DRAM bandwidth reached by memory-bound kernels (measured copy ≈ 0.9 on H100)."""
     launch_overhead_us: float = field(default=5.0, converter=float, validator=_check_non_negative)
     """Fixed cost per kernel launch (µs), added to each kernel's roofline time (eager PyTorch ≈ 5 µs)."""
+    host_overhead_us: float = field(default=20.0, converter=float, validator=_check_non_negative)
+    """Host (CPU) time to issue one kernel in eager PyTorch: Python, dispatcher, launch call (µs).
+
+    Overlaps with GPU work between synchronisations (see the module docstring). 20 µs is typical
+    of eager PyTorch on a server CPU; calibration from a profile run fits it (≈ 24 µs on the H100
+    host of docs/validation)."""
     use_achievable_peaks: bool = False
     """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
 
@@ -106,12 +125,14 @@ class RooflineParams:
 class Timing:
     """Seconds of one call: raw compute, memory and launch terms, roofline total, and time by bound."""
 
-    __slots__ = ("by_bound", "compute_s", "launch_s", "memory_s", "total_s")
+    __slots__ = ("by_bound", "compute_s", "host_s", "launch_s", "memory_s", "total_s")
 
     def __init__(self) -> None:
         self.compute_s = 0.0
         self.memory_s = 0.0
         self.launch_s = 0.0
+        self.host_s = 0.0
+        """Host issue time of the kernels (overlaps with GPU time; see the module docstring)."""
         self.total_s = 0.0
         self.by_bound = {"compute": 0.0, "memory": 0.0, "launch": 0.0}
 
@@ -125,6 +146,7 @@ class Timing:
         self.compute_s += n * other.compute_s
         self.memory_s += n * other.memory_s
         self.launch_s += n * other.launch_s
+        self.host_s += n * other.host_s
         self.total_s += n * other.total_s
         for key in self.by_bound:
             self.by_bound[key] += n * other.by_bound[key]
@@ -172,6 +194,31 @@ def _sum_max_affine(c0: float, c1: float, m0: float, m1: float, n: int) -> tuple
     return compute, memory
 
 
+def _sum_max_lines(a0: float, da: float, b0: float, db: float, lo: int, hi: int) -> tuple[float, float]:
+    """Σ_{j=lo}^{hi} max(a0 + da·j, b0 + db·j) split as (sum where a wins, sum where b wins)."""
+    if hi < lo:
+        return 0.0, 0.0
+
+    def series(x0: float, dx: float, first: int, last: int) -> float:
+        if last < first:
+            return 0.0
+        cnt = last - first + 1
+        return cnt * x0 + dx * (first + last) * cnt / 2
+
+    d0, dd = a0 - b0, da - db  # a_j − b_j = d0 + dd·j
+    if dd == 0:
+        a_lo, a_hi = (lo, hi) if d0 >= 0 else (lo, lo - 1)
+    elif dd > 0:  # a wins for j ≥ −d0/dd
+        a_lo, a_hi = max(lo, math.ceil(-d0 / dd - 1e-12)), hi
+    else:  # a wins for j ≤ −d0/dd
+        a_lo, a_hi = lo, min(hi, math.floor(-d0 / dd + 1e-12))
+    if a_hi < a_lo:
+        return 0.0, series(b0, db, lo, hi)
+    a_sum = series(a0, da, a_lo, a_hi)
+    b_sum = series(b0, db, lo, a_lo - 1) + series(b0, db, a_hi + 1, hi)
+    return a_sum, b_sum
+
+
 class Roofline:
     """Evaluates layer times on one accelerator; memoised per layer within one evaluation."""
 
@@ -181,7 +228,9 @@ class Roofline:
         self.flops_per_s, self.bytes_per_s = peak_rates(hardware, params, compute_dtype)
         self.bytes_per_s *= params.bandwidth_efficiency
         self.launch_s = params.launch_overhead_us * 1e-6
+        self.host_s = params.host_overhead_us * 1e-6
         self._memo: dict[BaseLayer, Timing] = {}
+        self._stage_memo: dict[BaseLayer, Timing] = {}
 
     def _terms(self, layer: BaseLayer, cost: Cost) -> tuple[float, float, float]:
         compute = cost.executed_flops / (self.flops_per_s * self.params.efficiency(layer.category))
@@ -195,6 +244,7 @@ class Roofline:
             n = layer.steps
             comp_sum, mem_sum = _sum_max_affine(c0, c1, m0, m1, n)
             t.compute_s, t.memory_s, t.launch_s = (c0 + c1) / 2, (m0 + m1) / 2, (k0 + k1) / 2
+            t.host_s = layer.first.cost().kernels * self.host_s  # per step; overlapped in stage_time
             body = (comp_sum + mem_sum) / n
             t.total_s = body + t.launch_s
             if t.launch_s > body:
@@ -205,6 +255,7 @@ class Roofline:
             return t
         c, m, k = self._terms(layer, layer.cost())
         t.compute_s, t.memory_s, t.launch_s = c, m, k
+        t.host_s = layer.cost().kernels * self.host_s
         t.total_s = max(c, m) + k
         bound = "launch" if k > max(c, m) else ("compute" if c >= m else "memory")
         t.by_bound[bound] = t.total_s
@@ -221,6 +272,35 @@ class Roofline:
         else:
             t = Timing()
             for child in kids:
-                t.add(self.time(child.layer), child.count)
+                part = self.stage_time(child.layer) if layer.syncs_between_children else self.time(child.layer)
+                t.add(part, child.count)
         self._memo[layer] = t
+        return t
+
+    def stage_time(self, layer: BaseLayer) -> Timing:
+        """Timing of ``layer`` run between two host synchronisations: max(GPU time, host time)."""
+        hit = self._stage_memo.get(layer)
+        if hit is not None:
+            return hit
+        gpu = self.time(layer)
+        if isinstance(layer, Swept) and layer.steps > 1:
+            # One sync span per step: Σ_j max(g_j, host) with g_j interpolated linearly between the
+            # first and last step (exact while no kernel changes bound in between).
+            n, host = layer.steps, gpu.host_s
+            g0, g1 = self.time(layer.first).total_s, self.time(layer.last).total_s
+            gpu_sum, host_sum = _sum_max_lines(g0, (g1 - g0) / (n - 1), host, 0.0, 0, n - 1)
+            total, host_part = (gpu_sum + host_sum) / n, host_sum / n
+        else:
+            total, host_part = max(gpu.total_s, gpu.host_s), (gpu.host_s if gpu.host_s > gpu.total_s else 0.0)
+        if host_part == 0.0:
+            t = gpu
+        else:  # the CPU cannot issue kernels as fast as the GPU runs them (for some or all steps)
+            t = Timing()
+            t.compute_s, t.memory_s, t.launch_s, t.host_s = gpu.compute_s, gpu.memory_s, gpu.launch_s, gpu.host_s
+            t.total_s = total
+            gpu_share = (total - host_part) / gpu.total_s if gpu.total_s else 0.0
+            for key in t.by_bound:
+                t.by_bound[key] = gpu.by_bound[key] * gpu_share
+            t.by_bound["launch"] += host_part
+        self._stage_memo[layer] = t
         return t

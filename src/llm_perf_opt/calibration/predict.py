@@ -64,10 +64,15 @@ class StagePredictor:
     def predict(self, params: RooflineParams) -> StagePrediction:
         """Times of every measured stage under ``params`` (one roofline pass over the trees)."""
         roof = self.roofline(params)
-        t = {name: roof.time(self.stages[name]) for name in STAGES}
+        t = {name: roof.stage_time(self.stages[name]) for name in STAGES}
         ms = {name: timing.total_s * MS for name, timing in t.items()}
-        sam = sum(n * roof.time(layer).total_s for layer, n in self.sam) * MS
-        clip = sum(n * roof.time(layer).total_s for layer, n in self.clip) * MS
+
+        def span(parts: list[tuple[BaseLayer, int]]) -> float:  # one span between host syncs
+            gpu = sum(n * roof.time(x).total_s for x, n in parts)
+            host = sum(n * roof.time(x).host_s for x, n in parts)
+            return max(gpu, host) * MS
+
+        sam, clip = span(self.sam), span(self.clip)
 
         def body(parts: list[tuple[BaseLayer, int]]) -> float:  # Σ max(compute, memory): no launch term
             return sum(n * (roof.time(x).total_s - roof.time(x).launch_s) for x, n in parts) * MS

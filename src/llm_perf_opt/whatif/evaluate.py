@@ -130,6 +130,7 @@ def _params_key(params: RooflineParams) -> tuple[Any, ...]:
         tuple(sorted(params.compute_efficiency.items())),
         params.bandwidth_efficiency,
         params.launch_overhead_us,
+        params.host_overhead_us,
         params.use_achievable_peaks,
     )
 

@@ -8,7 +8,7 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
   file) and single figures ``hardware.<field>`` (``bandwidth_tbs``, ``bf16_tflops``, ``memory_gb`` …);
 * precision — ``dtype`` (all dtypes at once, as ``analyze --dtype``) and the single fields
   ``weight_dtype``, ``kv_dtype``, ``activation_dtype``, ``compute_dtype``;
-* roofline — ``roofline.bandwidth_efficiency``, ``roofline.launch_overhead_us``,
+* roofline — ``roofline.bandwidth_efficiency``, ``roofline.launch_overhead_us``, ``roofline.host_overhead_us``,
   ``roofline.use_achievable_peaks``, ``roofline.compute_efficiency`` (every category at once) and
   ``roofline.compute_efficiency.<category>``.
 
@@ -169,6 +169,8 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_float_parser(0.0, 2.0)),
         KeyInfo(name="roofline.launch_overhead_us", group=ROOFLINE, expects="a number >= 0",
                 parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.host_overhead_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.use_achievable_peaks", group=ROOFLINE, expects="true or false", parse=_parse_bool),
         KeyInfo(name="roofline.compute_efficiency", group=ROOFLINE, expects=EFFICIENCY_RANGE + " (every category)",
                 parse=_float_parser(0.0, 2.0)),
@@ -262,7 +264,7 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     effs.update({k[len(_CATEGORY_PREFIX):]: v for k, v in parsed.items() if k.startswith(_CATEGORY_PREFIX)})
     if effs != base.compute_efficiency:
         changes["compute_efficiency"] = effs
-    for name in ("bandwidth_efficiency", "launch_overhead_us", "use_achievable_peaks"):
+    for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks"):
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]
     return attrs.evolve(base, **changes) if changes else base

@@ -44,7 +44,7 @@ def test_closed_form_equals_loop(spec, batch: int, prefill: int, steps: int) -> 
 def test_closed_form_roofline_time_equals_loop(hw: str, batch: int, steps: int, launch: float) -> None:
     """Large batches make attention cross from memory- to compute-bound within the range."""
     dec = DEEPSEEK_OCR.decoder
-    params = RooflineParams(launch_overhead_us=launch)
+    params = RooflineParams(launch_overhead_us=launch, host_overhead_us=0.0)  # GPU side only
     rl = Roofline(HARDWARE_TABLE[hw], params, "bf16")
     stage = DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, stage="decode")
     closed = rl.time(stage)
@@ -57,6 +57,30 @@ def test_closed_form_roofline_time_equals_loop(hw: str, batch: int, steps: int, 
     assert closed.memory_s == pytest.approx(sum(t.memory_s for t in loop), rel=1e-9)
     for bound in ("compute", "memory", "launch"):
         assert closed.by_bound[bound] == pytest.approx(sum(t.by_bound[bound] for t in loop), rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize(("batch", "host_us"), [(1, 20.0), (1, 2.0), (64, 3.0), (256, 1.0)])
+def test_host_overlap_closed_form_equals_loop(batch: int, host_us: float) -> None:
+    """Each decode step takes max(GPU time, kernels · host overhead); the closed form sums that.
+
+    The cases are either host-bound or GPU-bound at every step, where the closed form is exact."""
+    dec = DEEPSEEK_OCR.decoder
+    rl = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(host_overhead_us=host_us), "bf16")
+    steps = 30
+    closed = rl.time(DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, stage="decode"))
+    loop = [
+        rl.stage_time(DecoderStack(batch=batch, q_len=1, context=300 + j, dec=dec, stage="decode"))
+        for j in range(1, steps + 1)
+    ]
+    assert closed.total_s == pytest.approx(sum(t.total_s for t in loop), rel=1e-9)
+    gpu_only = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(host_overhead_us=0.0), "bf16")
+    gpu = gpu_only.time(DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, stage="decode"))
+    assert closed.total_s >= gpu.total_s
+    host_total = closed.host_s  # already summed over the steps
+    assert closed.total_s >= host_total - 1e-12
+    if host_total > 1.5 * gpu.total_s:  # clearly host-bound: every step is limited by kernel issue
+        assert closed.total_s == pytest.approx(host_total, rel=1e-9)
+        assert closed.bound == "launch"
 
 
 def test_sum_max_affine_matches_brute_force() -> None:
@@ -101,7 +125,7 @@ def test_closed_form_time_when_attention_crosses_the_ridge() -> None:
 
     # Decode attention: compute 4·h·d·L / (peak·0.7), memory ≈ 2·h·d·2·(L + 1) / (bw·0.9).
     toy = HardwareSpec(id="toy", name="toy", bf16_tflops=0.9 / 0.7 / 1.3, bandwidth_tbs=1.0, memory_gb=1.0)
-    rl = Roofline(toy, RooflineParams(launch_overhead_us=0.0), "bf16")
+    rl = Roofline(toy, RooflineParams(launch_overhead_us=0.0, host_overhead_us=0.0), "bf16")  # GPU side only
     dec = TINY.decoder
     first = DecoderStack(batch=1, q_len=1, context=2, dec=dec)
     last = DecoderStack(batch=1, q_len=1, context=40, dec=dec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 
 from llm_perf_opt.analytic.api import stage_totals
@@ -25,7 +26,13 @@ def test_predicted_stages_are_the_analyze_stage_times(mode: str) -> None:
     times = StagePredictor(spec, w, H100).times_ms(params)
     totals = {k: v.predicted_ms for k, v in stage_totals(spec, w, hardware=H100, params=params).items()}
     assert times["vision"] == pytest.approx(totals["vision"], rel=1e-12)
-    assert times["sam"] + times["clip"] == pytest.approx(totals["vision"], rel=1e-12)
+    # SAM and CLIP are timed as separate spans (the profiler syncs between them), each
+    # max(GPU, host issue); the vision stage is one span, so it can only be shorter.
+    assert times["sam"] + times["clip"] >= totals["vision"] * (1 - 1e-12)
+    no_host = attrs.evolve(params, host_overhead_us=0.0)
+    gpu_only = StagePredictor(spec, w, H100).times_ms(no_host)
+    gpu_vision = stage_totals(spec, w, hardware=H100, params=no_host)["vision"].predicted_ms
+    assert gpu_only["sam"] + gpu_only["clip"] == pytest.approx(gpu_vision, rel=1e-12)
     assert times["sam"] > 0 and times["clip"] > 0
     assert times["prefill_decoder"] == pytest.approx(totals["prefill"], rel=1e-12)
     assert times["prefill"] == pytest.approx(totals["vision"] + totals["projector"] + totals["prefill"], rel=1e-12)

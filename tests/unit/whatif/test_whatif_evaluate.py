@@ -80,7 +80,10 @@ def test_row_semantics(tiny_report_path: Path) -> None:
 # -- invariants ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch", [1, 8])
 def test_doubling_bandwidth(ocr_report: AnalyticModelReport, batch: int) -> None:
-    """Never slower; at most twice as fast; memory-bound decode exactly twice as fast without launch overhead."""
+    """Never slower; at most twice as fast; memory-bound decode exactly twice as fast without launch overhead.
+
+    The exact-halving checks switch the host issue cost off too (``host_overhead_us=0``): a
+    host-bound step does not speed up with bandwidth at all."""
     bw = ocr_report.inputs.hardware.bandwidth_tbs
     for overhead in (0.0, 5.0):
         base, fast = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": overhead},
@@ -90,12 +93,13 @@ def test_doubling_bandwidth(ocr_report: AnalyticModelReport, batch: int) -> None
             assert t / 2 * (1 - 1e-12) <= t2 <= t * (1 + 1e-12), name
         assert fast.latency_ms <= base.latency_ms
     # Without launch overhead, every decode kernel is memory-bound before and after: exactly half.
-    base0, fast0 = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": 0},
+    gpu_only = {"roofline.host_overhead_us": 0}
+    base0, fast0 = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": 0, **gpu_only},
                             {"hardware.bandwidth_tbs": [bw, 2 * bw]})
     assert base0.stages["decode"].bound == "memory"
     assert fast0.stages["decode"].predicted_ms == base0.stages["decode"].predicted_ms / 2
     # With overhead K (kernels × launch cost), the same stage takes (T − K)/2 + K: K does not shrink.
-    base5, fast5 = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": 5},
+    base5, fast5 = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": 5, **gpu_only},
                             {"hardware.bandwidth_tbs": [bw, 2 * bw]})
     launch = base5.stages["decode"].predicted_ms - base0.stages["decode"].predicted_ms
     assert fast5.stages["decode"].predicted_ms == pytest.approx((base5.stages["decode"].predicted_ms - launch) / 2
