@@ -14,6 +14,7 @@ from llm_perf_opt.analytic.api import precision_for
 from llm_perf_opt.analytic.base import BaseLayer, Precision
 from llm_perf_opt.analytic.clip import ClipEncoder
 from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_stages
+from llm_perf_opt.analytic.projector import ProjectorPass
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.analytic.sam import SamEncoder
 from llm_perf_opt.hardware.table import HardwareSpec
@@ -57,6 +58,11 @@ class StagePredictor:
         vision = self.stages["vision"]
         self.sam = _encoders(vision, SamEncoder)
         self.clip = _encoders(vision, ClipEncoder)
+        # The profiler's "projector" range holds only the projector pass (feature fusion + linear);
+        # newline/separator assembly runs after it, inside the vision range ("glue").
+        proj = self.stages["projector"].children()
+        self.projector_pass = [(c.layer, c.count) for c in proj if isinstance(c.layer, ProjectorPass)]
+        self.assembly = [(c.layer, c.count) for c in proj if not isinstance(c.layer, ProjectorPass)]
 
     def roofline(self, params: RooflineParams) -> Roofline:
         return Roofline(self.hardware, params, self.precision.compute_dtype)
@@ -80,15 +86,15 @@ class StagePredictor:
         times = {
             "sam": sam,
             "clip": clip,
-            "vision": ms["vision"],
-            "projector": ms["projector"],
+            "vision": ms["vision"] + span(self.assembly),
+            "projector": span(self.projector_pass),
             "prefill_decoder": ms["prefill"],
             "prefill": ms["vision"] + ms["projector"] + ms["prefill"],
             "decode": ms["decode"],
             "total": sum(ms.values()),
             "sam_gpu": body(self.sam),
             "clip_gpu": body(self.clip),
-            "projector_gpu": body([(self.stages["projector"], 1)]),
+            "projector_gpu": body(self.projector_pass),
             "prefill_decoder_gpu": body([(self.stages["prefill"], 1)]),
             "decode_gpu": body([(self.stages["decode"], 1)]),
         }

@@ -25,14 +25,20 @@ def test_predicted_stages_are_the_analyze_stage_times(mode: str) -> None:
     params = RooflineParams(launch_overhead_us=9.0, bandwidth_efficiency=0.7)
     times = StagePredictor(spec, w, H100).times_ms(params)
     totals = {k: v.predicted_ms for k, v in stage_totals(spec, w, hardware=H100, params=params).items()}
-    assert times["vision"] == pytest.approx(totals["vision"], rel=1e-12)
+    # The measured vision range also holds the newline/separator assembly (analytic: projector
+    # stage), the measured projector range only the projector pass.
+    assert times["vision"] > totals["vision"] and times["projector"] < totals["projector"]
     # SAM and CLIP are timed as separate spans (the profiler syncs between them), each
     # max(GPU, host issue); the vision stage is one span, so it can only be shorter.
     assert times["sam"] + times["clip"] >= totals["vision"] * (1 - 1e-12)
     no_host = attrs.evolve(params, host_overhead_us=0.0)
     gpu_only = StagePredictor(spec, w, H100).times_ms(no_host)
-    gpu_vision = stage_totals(spec, w, hardware=H100, params=no_host)["vision"].predicted_ms
+    gpu_totals = stage_totals(spec, w, hardware=H100, params=no_host)
+    gpu_vision = gpu_totals["vision"].predicted_ms
     assert gpu_only["sam"] + gpu_only["clip"] == pytest.approx(gpu_vision, rel=1e-12)
+    assert gpu_only["vision"] + gpu_only["projector"] == pytest.approx(
+        gpu_vision + gpu_totals["projector"].predicted_ms, rel=1e-12
+    )
     assert times["sam"] > 0 and times["clip"] > 0
     assert times["prefill_decoder"] == pytest.approx(totals["prefill"], rel=1e-12)
     assert times["prefill"] == pytest.approx(totals["vision"] + totals["projector"] + totals["prefill"], rel=1e-12)
