@@ -106,9 +106,14 @@ def analyze(
 
         click.echo(json.dumps(converter.unstructure(summary), indent=2))
         return
-    from llm_perf_opt.reporting.terminal import print_analytic_summary
+    from rich.console import Console
 
-    print_analytic_summary(report, out)
+    from llm_perf_opt.reporting.terminal import analytic_memory_line, analytic_stage_table
+
+    console = Console()
+    console.print(analytic_stage_table(report))
+    console.print(analytic_memory_line(report))
+    console.print(f"written to {out}/ (report.json, report.yaml, summary.json, report.md, layers/)")
     if calib_run is not None:
         click.echo(f"Calibrated to profile run {calib_run.run_id} ({calib_run.hardware.id}): {out}/calibration.yaml")
     ratio = summary.predicted_vs_measured_ratio

@@ -1,10 +1,7 @@
-"""Short rich tables for the terminal. Only the CLI calls these (library code never prints)."""
+"""Short rich renderables for the terminal; the CLI prints them (library code never prints)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from rich.console import Console
 from rich.table import Table
 
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
@@ -39,13 +36,10 @@ def analytic_stage_table(report: AnalyticModelReport) -> Table:
     return table
 
 
-def print_analytic_summary(report: AnalyticModelReport, output_dir: Path, console: Console | None = None) -> None:
-    console = console or Console()
-    console.print(analytic_stage_table(report))
+def analytic_memory_line(report: AnalyticModelReport) -> str:
     mem = report.memory
-    console.print(
+    return (
         f"memory (GB = 1e9 B): weights {mem.weights_gb:.3f} + KV cache {mem.kv_cache_gb:.3f} + "
         f"activations {mem.activations_gb:.3f} = {mem.total_gb:.3f} of {mem.device_memory_gb:g}"
         f" → {'fits' if mem.fits else 'does NOT fit'}"
     )
-    console.print(f"written to {output_dir}/ (report.json, report.yaml, summary.json, report.md, layers/)")
