@@ -61,8 +61,12 @@ class StagePredictor:
         # The profiler's "projector" range holds only the projector pass (feature fusion + linear);
         # newline/separator assembly runs after it, inside the vision range ("glue").
         proj = self.stages["projector"].children()
-        self.projector_pass = [(c.layer, c.count) for c in proj if isinstance(c.layer, ProjectorPass)]
-        self.assembly = [(c.layer, c.count) for c in proj if not isinstance(c.layer, ProjectorPass)]
+        self.projector_pass: list[tuple[BaseLayer, int]] = [
+            (c.layer, c.count) for c in proj if isinstance(c.layer, ProjectorPass)
+        ]
+        self.assembly: list[tuple[BaseLayer, int]] = [
+            (c.layer, c.count) for c in proj if not isinstance(c.layer, ProjectorPass)
+        ]
 
     def roofline(self, params: RooflineParams) -> Roofline:
         return Roofline(self.hardware, params, self.precision.compute_dtype)
