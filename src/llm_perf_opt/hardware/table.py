@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from attrs import field, fields, frozen
 from attrs.validators import gt, instance_of
 
 from llm_perf_opt.errors import UserError, unknown_id
+from llm_perf_opt.io_utils import field_mapping, read_yaml_file
 
 DTYPES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
@@ -141,13 +141,7 @@ def hardware_for_cuda_name(device_name: str) -> HardwareSpec | None:
 
 
 def hardware_from_mapping(data: Any, source: str) -> HardwareSpec:
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: hardware must be a mapping of fields, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(HARDWARE_FIELDS))
-    if unknown:
-        valid = ", ".join(HARDWARE_FIELDS)
-        raise UserError(f"{source}: unknown hardware field(s) {', '.join(unknown)}; valid: {valid}")
-    data = dict(data)
+    data = field_mapping(data, HARDWARE_FIELDS, "hardware", source)
     data.setdefault("id", Path(source).stem)
     data.setdefault("name", data["id"])
     missing = [k for k in ("bf16_tflops", "bandwidth_tbs", "memory_gb") if k not in data]
@@ -168,11 +162,5 @@ def load_hardware(ref: str) -> HardwareSpec:
         return by_name
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise UserError(f"hardware file {ref} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise UserError(f"hardware file {ref} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        return hardware_from_mapping(data, str(path))
+        return hardware_from_mapping(read_yaml_file(ref, "hardware"), str(path))
     raise unknown_id("hardware", ref, list(HARDWARE_TABLE))

@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from attrs import evolve, field, fields, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
+from llm_perf_opt.io_utils import field_mapping, read_yaml_file
 from llm_perf_opt.specs.image_tokens import (
     DEFAULT_MAX_CROPS,
     MIN_CROPS,
@@ -169,13 +169,7 @@ WORKLOAD_FIELDS = tuple(f.name for f in fields(Workload))
 
 def workload_from_mapping(data: Any, source: str) -> Workload:
     """Build a Workload from a parsed YAML/JSON mapping; errors name ``source``."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: a workload must be a mapping of fields, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(WORKLOAD_FIELDS))
-    if unknown:
-        valid = ", ".join(WORKLOAD_FIELDS)
-        raise UserError(f"{source}: unknown workload field(s) {', '.join(unknown)}; valid: {valid}")
-    data = dict(data)
+    data = field_mapping(data, WORKLOAD_FIELDS, "workload", source)
     data.setdefault("profile_id", Path(source).stem)
     try:
         return Workload(**data)
@@ -191,12 +185,5 @@ def load_workload(ref: str) -> Workload:
         return WORKLOAD_PROFILES[ref]
     path = Path(ref)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-        if not path.is_file():
-            raise UserError(f"workload file {ref} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            problem = str(exc).splitlines()[0]
-            raise UserError(f"workload file {ref} is not valid YAML: {problem}") from None
-        return workload_from_mapping(data, str(path))
+        return workload_from_mapping(read_yaml_file(ref, "workload"), str(path))
     raise unknown_id("workload", ref, list(WORKLOAD_PROFILES))
