@@ -7,7 +7,7 @@ optional with defaults, so older documents still load.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from attrs import define, field
 
@@ -33,53 +33,58 @@ from llm_perf_opt.contracts.checks import (
     to_float,
     to_opt_float,
 )
+from llm_perf_opt.contracts.profile_config import (
+    DTYPES,
+    RESOLUTION_MODE_NAMES,
+    Dtype,
+    ResolutionModeName,
+    config_field,
+)
 
-Dtype = Literal["bf16", "fp16", "fp32"]
-"""Compute dtype of a profiled model."""
-ResolutionModeName = Literal["tiny", "small", "base", "large", "gundam"]
-"""Official DeepSeek-OCR resolution modes (see ``llm_perf_opt.specs.image_tokens``)."""
 ProfileStatus = Literal["queued", "running", "completed", "failed"]
 TimedStage = Literal["vision", "sam", "clip", "projector", "prefill", "decode", "total"]
 """Stages the profiler times; vision = sam + clip and is nested in prefill (never summed twice)."""
 OperatorStage = Literal["vision", "sam", "clip", "projector", "prefill", "decode", "other"]
 """Stage an operator is attributed to (from the enclosing NVTX range); other = outside all ranges."""
 
-DTYPES: tuple[str, ...] = get_args(Dtype)
-RESOLUTION_MODE_NAMES: tuple[str, ...] = get_args(ResolutionModeName)
 PROFILE_STATUSES: tuple[str, ...] = get_args(ProfileStatus)
 TIMED_STAGES: tuple[str, ...] = get_args(TimedStage)
 OPERATOR_STAGES: tuple[str, ...] = get_args(OperatorStage)
 
 
+def _from_config(name: str, validator: Any, *, help: str | None = None) -> Any:
+    """A request field whose default and help come from the ``ProfileConfig`` field of that name."""
+    declared = config_field(name)
+    return field(default=declared.default, validator=validator, metadata={"help": help or declared.metadata["help"]})
+
+
 @define(kw_only=True)
 class LLMProfileRequest:
-    """Request to profile DeepSeek-OCR inference over a set of page images."""
+    """Request to profile DeepSeek-OCR inference over a set of page images.
 
-    model: str = field(validator=ID, metadata={"help": "Model spec name (deepseek-ocr, tiny) or checkpoint directory"})
-    weights: str | None = field(
-        default=None,
-        validator=OPT_ABS_PATH,
-        metadata={"help": "Absolute path of a local safetensors checkpoint directory; null = random init"},
+    Defaults and help text come from :class:`~llm_perf_opt.contracts.profile_config.ProfileConfig`
+    (the one declaration of profile options); only the request's stricter path rules differ.
+    """
+
+    model: str = field(validator=ID, metadata={"help": config_field("model").metadata["help"]})
+    weights: str | None = _from_config(
+        "weights", OPT_ABS_PATH, help="Absolute path of a local safetensors checkpoint directory; null = random init"
     )
     images: list[str] = field(
         validator=ListOf(str, check=ABS_PATH, nonempty=True),
         metadata={"help": "Absolute paths of page images, or one absolute directory of images"},
     )
-    mode: ResolutionModeName = field(
-        default="gundam", validator=OneOf(RESOLUTION_MODE_NAMES), metadata={"help": "Resolution mode"}
-    )
-    max_crops: int = field(default=9, validator=POSITIVE_INT, metadata={"help": "Most tiles per page in crop mode"})
-    repeats: int = field(default=3, validator=POSITIVE_INT, metadata={"help": "Timed passes over the image set"})
-    warmup: int = field(default=1, validator=COUNT, metadata={"help": "Untimed warm-up passes before timing"})
-    max_new_tokens: int = field(default=512, validator=COUNT, metadata={"help": "Generated tokens per page"})
-    device: str = field(default="cuda:0", validator=ID, metadata={"help": "Torch device (cuda:0, cpu)"})
-    dtype: Dtype = field(default="bf16", validator=OneOf(DTYPES), metadata={"help": "Compute dtype"})
-    batch_size: int = field(default=1, validator=POSITIVE_INT, metadata={"help": "Pages per generation call"})
-    top_k: int = field(default=20, validator=POSITIVE_INT, metadata={"help": "Operators listed in the summary"})
-    output_dir: str | None = field(
-        default=None,
-        validator=OPT_ABS_PATH,
-        metadata={"help": "Absolute output directory; null = tmp/profile-output/<run_id>"},
+    mode: ResolutionModeName = _from_config("mode", OneOf(RESOLUTION_MODE_NAMES))
+    max_crops: int = _from_config("max_crops", POSITIVE_INT)
+    repeats: int = _from_config("repeats", POSITIVE_INT)
+    warmup: int = _from_config("warmup", COUNT)
+    max_new_tokens: int = _from_config("max_new_tokens", POSITIVE_INT)
+    device: str | None = _from_config("device", OPT_STR)
+    dtype: Dtype | None = _from_config("dtype", OneOf(DTYPES, optional=True))
+    batch_size: int = _from_config("batch_size", POSITIVE_INT)
+    top_k: int = _from_config("top_k", POSITIVE_INT)
+    output_dir: str | None = _from_config(
+        "output_dir", OPT_ABS_PATH, help="Absolute output directory; null = tmp/profile-output/<run_id>"
     )
     hardware: str | None = field(
         default=None, validator=OPT_STR, metadata={"help": "Hardware table id for peak FLOP/s; null = detect"}

@@ -10,15 +10,25 @@ from pathlib import Path
 import torch
 from attrs import define, field
 
+from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.inputs import InputCollection
 from llm_perf_opt.profiling.records import RunRecord
 from llm_perf_opt.profiling.session import Batch, ProfileSession
 from llm_perf_opt.profiling.torch_profiler import OperatorTables
-from llm_perf_opt.specs.image_tokens import resolution_mode
 
 DEFAULT_OUTPUT_ROOT = Path("tmp/profile-output")
+
+__all__ = [
+    "DEFAULT_OUTPUT_ROOT",
+    "ProfileConfig",
+    "ProfileIncomplete",
+    "ProfileResult",
+    "ProfileState",
+    "ProgressEvent",
+]
+# ProfileConfig is declared (once, torch-free) in llm_perf_opt.contracts.profile_config.
 
 
 @define(frozen=True)
@@ -32,53 +42,6 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
-
-
-@define(kw_only=True)
-class ProfileConfig:
-    """Everything ``llm-perf-opt profile`` can be asked for (CLI flags map one to one)."""
-
-    model: str = "deepseek-ocr"
-    weights: str | None = None
-    images: tuple[str, ...] = ()
-    mode: str = "gundam"
-    max_crops: int = 9
-    repeats: int = 3
-    warmup: int = 1
-    max_new_tokens: int = 64
-    min_new_tokens: int | None = None
-    """None: every page generates exactly ``max_new_tokens`` (EOS suppressed), so runs compare."""
-    no_repeat_ngram_size: int = 0
-    device: str | None = None
-    dtype: str | None = None
-    attn_impl: str = "sdpa"
-    batch_size: int = 1
-    top_k: int = 20
-    trace: bool = False
-    torch_profiler: bool = True
-    output_dir: Path | None = None
-    run_id: str | None = None
-    strict: bool = False
-    trust_remote_code: bool = False
-    seed: int = 0
-    peak_tflops: float | None = None
-    peak_bandwidth_tbs: float | None = None
-
-    def validate(self) -> None:
-        resolution_mode(self.mode)
-        for name in ("repeats", "max_new_tokens", "batch_size", "top_k", "max_crops"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise UserError(f"--warmup must be 0 or more, got {self.warmup}")
-        if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise UserError("--min-new-tokens must lie between 0 and --max-new-tokens")
-        for name in ("peak_tflops", "peak_bandwidth_tbs"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.run_id is not None and (not self.run_id.strip() or "/" in self.run_id or self.run_id in (".", "..")):
-            raise UserError(f"--run-id {self.run_id!r} must be a non-empty name without '/'")
 
 
 def new_run_id() -> str:

@@ -150,7 +150,7 @@ def make_samples() -> dict[type, Any]:
             max_crops=6,
             repeats=5,
             warmup=2,
-            max_new_tokens=64,
+            max_new_tokens=128,
             device="cpu",
             dtype="fp32",
             batch_size=2,
