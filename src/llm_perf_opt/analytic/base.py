@@ -25,54 +25,16 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
-from attrs import field, fields, frozen
+from attrs import fields, frozen
 
-from llm_perf_opt.errors import UserError, unknown_id
+# Precision is recorded in reports, so it is declared in data (below analytic); re-exported here.
+from llm_perf_opt.data.analytic_inputs import COMPUTE_DTYPES as COMPUTE_DTYPES
+from llm_perf_opt.data.analytic_inputs import DTYPE_BYTES as DTYPE_BYTES
+from llm_perf_opt.data.analytic_inputs import Precision as Precision
+from llm_perf_opt.errors import UserError
 
-DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
-"""Bytes per element of each storage dtype."""
-COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 REPETITIONS = ("none", "for", "parfor")
 L = TypeVar("L", bound="BaseLayer")
-
-
-def _storage_dtype(_inst: object, attr: Any, value: str) -> None:
-    if value not in DTYPE_BYTES:
-        raise unknown_id(f"{attr.name}", value, list(DTYPE_BYTES))
-
-
-def _compute_dtype(_inst: object, attr: Any, value: str) -> None:
-    if value not in COMPUTE_DTYPES:
-        raise unknown_id(f"{attr.name}", value, COMPUTE_DTYPES)
-
-
-@frozen(kw_only=True)
-class Precision:
-    """Storage dtypes of weights, activations and the KV cache, and the matmul compute dtype.
-
-    The compute dtype picks the hardware peak (``HardwareSpec.peak_tflops``); the storage dtypes
-    set bytes moved and bytes resident. Defaults are the official bf16 inference.
-    """
-
-    weight_dtype: str = field(default="bf16", validator=_storage_dtype)
-    activation_dtype: str = field(default="bf16", validator=_storage_dtype)
-    kv_dtype: str = field(default="bf16", validator=_storage_dtype)
-    compute_dtype: str = field(default="bf16", validator=_compute_dtype)
-
-    @property
-    def w(self) -> int:
-        """Bytes per weight element."""
-        return DTYPE_BYTES[self.weight_dtype]
-
-    @property
-    def a(self) -> int:
-        """Bytes per activation element."""
-        return DTYPE_BYTES[self.activation_dtype]
-
-    @property
-    def kv(self) -> int:
-        """Bytes per KV-cache element."""
-        return DTYPE_BYTES[self.kv_dtype]
 
 
 BF16 = Precision()

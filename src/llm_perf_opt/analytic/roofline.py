@@ -32,94 +32,14 @@ step index, so Σ_j max(c_j, m_j) splits at the crossover into two arithmetic se
 from __future__ import annotations
 
 import math
-from typing import Any
-
-from attrs import define, field
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
-from llm_perf_opt.errors import UserError
+
+# RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
+from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
+from llm_perf_opt.data.analytic_inputs import DEFAULT_COMPUTE_EFFICIENCY as DEFAULT_COMPUTE_EFFICIENCY
+from llm_perf_opt.data.analytic_inputs import RooflineParams as RooflineParams
 from llm_perf_opt.hardware.table import HardwareSpec
-
-CATEGORY_IDS = (
-    "vision_conv",
-    "vision_attention",
-    "vision_mlp",
-    "norm",
-    "embedding",
-    "projector",
-    "decoder_attention",
-    "dense_mlp",
-    "moe_router",
-    "moe_experts",
-    "lm_head",
-    "elementwise",
-)
-
-DEFAULT_COMPUTE_EFFICIENCY: dict[str, float] = {
-    "vision_conv": 0.7,  # cuDNN convs with few channels (patch embed) or small maps (net_2/net_3)
-    "vision_attention": 0.5,  # memory-efficient SDPA reading a materialised bias (no flash kernel)
-    "vision_mlp": 0.8,  # large GEMMs
-    "norm": 0.8,
-    "embedding": 0.8,
-    "projector": 0.8,
-    "decoder_attention": 0.7,  # projections + flash attention
-    "dense_mlp": 0.8,
-    "moe_router": 0.5,  # skinny fp32 GEMM (N = 64)
-    "moe_experts": 0.6,  # many small per-expert GEMMs
-    "lm_head": 0.8,
-    "elementwise": 0.8,
-}
-"""Fraction of the dense datasheet peak each operator category reaches when compute-bound."""
-
-
-def _efficiencies(value: Any) -> dict[str, float]:
-    merged = dict(DEFAULT_COMPUTE_EFFICIENCY)
-    merged.update({k: float(v) for k, v in dict(value).items()})
-    return merged
-
-
-def _check_efficiencies(_inst: object, _attr: Any, value: dict[str, float]) -> None:
-    for key, eff in value.items():
-        if key not in CATEGORY_IDS:
-            valid = ", ".join(CATEGORY_IDS)
-            raise UserError(f"unknown operator category {key!r} in compute_efficiency; valid: {valid}")
-        if not 0.0 < eff <= 2.0:
-            raise UserError(f"compute_efficiency[{key!r}] must be in (0, 2], got {eff!r}")
-
-
-def _check_fraction(_inst: object, attr: Any, value: float) -> None:
-    if not 0.0 < value <= 2.0:
-        raise UserError(f"{attr.name} must be in (0, 2], got {value!r}")
-
-
-def _check_non_negative(_inst: object, attr: Any, value: float) -> None:
-    if not value >= 0.0:
-        raise UserError(f"{attr.name} must be >= 0, got {value!r}")
-
-
-@define(kw_only=True)
-class RooflineParams:
-    """Efficiency factors of the roofline; a calibration step fits them to measurements."""
-
-    compute_efficiency: dict[str, float] = field(
-        factory=lambda: dict(DEFAULT_COMPUTE_EFFICIENCY), converter=_efficiencies, validator=_check_efficiencies
-    )
-    """Per operator category: fraction of the compute peak reached (defaults: 0.8 GEMM-heavy, 0.5 SAM attention)."""
-    bandwidth_efficiency: float = field(default=0.9, converter=float, validator=_check_fraction)
-    """Fraction of the DRAM bandwidth reached by memory-bound kernels (measured copy ≈ 0.9 on H100)."""
-    launch_overhead_us: float = field(default=5.0, converter=float, validator=_check_non_negative)
-    """Fixed cost per kernel launch (µs), added to each kernel's roofline time (eager PyTorch ≈ 5 µs)."""
-    host_overhead_us: float = field(default=20.0, converter=float, validator=_check_non_negative)
-    """Host (CPU) time to issue one kernel in eager PyTorch: Python, dispatcher, launch call (µs).
-
-    Overlaps with GPU work between synchronisations (see the module docstring). 20 µs is typical
-    of eager PyTorch on a server CPU; calibration from a profile run fits it (≈ 24 µs on the H100
-    host of docs/validation)."""
-    use_achievable_peaks: bool = False
-    """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
-
-    def efficiency(self, category: str) -> float:
-        return self.compute_efficiency.get(category, 0.8)
 
 
 class Timing:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from attrs import define, field
 
-from llm_perf_opt.analytic.base import Precision
-from llm_perf_opt.analytic.roofline import RooflineParams
 from llm_perf_opt.contracts.analytic import (
     AnalyticModuleNode,
     DeepSeekOCRAnalyticModel,
@@ -22,6 +20,7 @@ from llm_perf_opt.contracts.analytic import (
     OperatorCategory,
     validate_module_tree,
 )
+from llm_perf_opt.data.analytic_inputs import Precision, RooflineParams
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload

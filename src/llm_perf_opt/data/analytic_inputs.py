@@ -1,0 +1,140 @@
+"""Inputs of the analytic model that reports store: storage/compute precision and roofline parameters.
+
+They live in ``data`` (below ``analytic``) because :class:`~llm_perf_opt.data.analytic_report.AnalyticInputs`
+records them so a report can be recomputed; ``llm_perf_opt.analytic.base`` and
+``llm_perf_opt.analytic.roofline`` re-export them. This module imports no torch or numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field, frozen
+
+from llm_perf_opt.errors import UserError, unknown_id
+
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+"""Bytes per element of each storage dtype."""
+COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "tf32", "fp32")
+
+def _storage_dtype(_inst: object, attr: Any, value: str) -> None:
+    if value not in DTYPE_BYTES:
+        raise unknown_id(f"{attr.name}", value, list(DTYPE_BYTES))
+
+
+def _compute_dtype(_inst: object, attr: Any, value: str) -> None:
+    if value not in COMPUTE_DTYPES:
+        raise unknown_id(f"{attr.name}", value, COMPUTE_DTYPES)
+
+
+@frozen(kw_only=True)
+class Precision:
+    """Storage dtypes of weights, activations and the KV cache, and the matmul compute dtype.
+
+    The compute dtype picks the hardware peak (``HardwareSpec.peak_tflops``); the storage dtypes
+    set bytes moved and bytes resident. Defaults are the official bf16 inference.
+    """
+
+    weight_dtype: str = field(default="bf16", validator=_storage_dtype)
+    activation_dtype: str = field(default="bf16", validator=_storage_dtype)
+    kv_dtype: str = field(default="bf16", validator=_storage_dtype)
+    compute_dtype: str = field(default="bf16", validator=_compute_dtype)
+
+    @property
+    def w(self) -> int:
+        """Bytes per weight element."""
+        return DTYPE_BYTES[self.weight_dtype]
+
+    @property
+    def a(self) -> int:
+        """Bytes per activation element."""
+        return DTYPE_BYTES[self.activation_dtype]
+
+    @property
+    def kv(self) -> int:
+        """Bytes per KV-cache element."""
+        return DTYPE_BYTES[self.kv_dtype]
+
+
+CATEGORY_IDS = (
+    "vision_conv",
+    "vision_attention",
+    "vision_mlp",
+    "norm",
+    "embedding",
+    "projector",
+    "decoder_attention",
+    "dense_mlp",
+    "moe_router",
+    "moe_experts",
+    "lm_head",
+    "elementwise",
+)
+
+DEFAULT_COMPUTE_EFFICIENCY: dict[str, float] = {
+    "vision_conv": 0.7,  # cuDNN convs with few channels (patch embed) or small maps (net_2/net_3)
+    "vision_attention": 0.5,  # memory-efficient SDPA reading a materialised bias (no flash kernel)
+    "vision_mlp": 0.8,  # large GEMMs
+    "norm": 0.8,
+    "embedding": 0.8,
+    "projector": 0.8,
+    "decoder_attention": 0.7,  # projections + flash attention
+    "dense_mlp": 0.8,
+    "moe_router": 0.5,  # skinny fp32 GEMM (N = 64)
+    "moe_experts": 0.6,  # many small per-expert GEMMs
+    "lm_head": 0.8,
+    "elementwise": 0.8,
+}
+"""Fraction of the dense datasheet peak each operator category reaches when compute-bound."""
+
+
+def _efficiencies(value: Any) -> dict[str, float]:
+    merged = dict(DEFAULT_COMPUTE_EFFICIENCY)
+    merged.update({k: float(v) for k, v in dict(value).items()})
+    return merged
+
+
+def _check_efficiencies(_inst: object, _attr: Any, value: dict[str, float]) -> None:
+    for key, eff in value.items():
+        if key not in CATEGORY_IDS:
+            valid = ", ".join(CATEGORY_IDS)
+            raise UserError(f"unknown operator category {key!r} in compute_efficiency; valid: {valid}")
+        if not 0.0 < eff <= 2.0:
+            raise UserError(f"compute_efficiency[{key!r}] must be in (0, 2], got {eff!r}")
+
+
+def _check_fraction(_inst: object, attr: Any, value: float) -> None:
+    if not 0.0 < value <= 2.0:
+        raise UserError(f"{attr.name} must be in (0, 2], got {value!r}")
+
+
+def _check_non_negative(_inst: object, attr: Any, value: float) -> None:
+    if not value >= 0.0:
+        raise UserError(f"{attr.name} must be >= 0, got {value!r}")
+
+
+@define(kw_only=True)
+class RooflineParams:
+    """Efficiency factors of the roofline; a calibration step fits them to measurements."""
+
+    compute_efficiency: dict[str, float] = field(
+        factory=lambda: dict(DEFAULT_COMPUTE_EFFICIENCY), converter=_efficiencies, validator=_check_efficiencies
+    )
+    """Per operator category: fraction of the compute peak reached (defaults: 0.8 GEMM-heavy, 0.5 SAM attention)."""
+    bandwidth_efficiency: float = field(default=0.9, converter=float, validator=_check_fraction)
+    """Fraction of the DRAM bandwidth reached by memory-bound kernels (measured copy ≈ 0.9 on H100)."""
+    launch_overhead_us: float = field(default=5.0, converter=float, validator=_check_non_negative)
+    """Fixed cost per kernel launch (µs), added to each kernel's roofline time (eager PyTorch ≈ 5 µs)."""
+    host_overhead_us: float = field(default=20.0, converter=float, validator=_check_non_negative)
+    """Host (CPU) time to issue one kernel in eager PyTorch: Python, dispatcher, launch call (µs).
+
+    Overlaps with GPU work between synchronisations (see the module docstring). 20 µs is typical
+    of eager PyTorch on a server CPU; calibration from a profile run fits it (≈ 24 µs on the H100
+    host of docs/validation)."""
+    use_achievable_peaks: bool = False
+    """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
+
+    def efficiency(self, category: str) -> float:
+        return self.compute_efficiency.get(category, 0.8)
+
+
