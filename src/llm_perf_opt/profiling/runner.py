@@ -54,10 +54,14 @@ T = TypeVar("T")
 class LLMProfileRunner:
     """Runs one profiling job end to end; see the module docstring for the phases."""
 
-    def __init__(self, config: ProfileConfig, progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self, config: ProfileConfig, progress: ProgressCallback | None = None, session: ProfileSession | None = None
+    ) -> None:
         config.validate()
         self.config = config
         self._progress = progress
+        self._session = session
+        """A model already loaded (same model, weights, device and dtype as ``config``): many runs, one load."""
 
     def set_progress(self, progress: ProgressCallback | None) -> None:
         """Replace the progress callback (the CLI installs its progress bar after the inputs are known)."""
@@ -158,7 +162,7 @@ class LLMProfileRunner:
         cfg = self.config
         t0 = self._phase(state, "load")
         self._emit("load", 0, 1, f"loading {cfg.model}")
-        session = ProfileSession.load(
+        session = self._session or ProfileSession.load(
             model=cfg.model,
             weights=cfg.weights,
             device=state.device,
@@ -363,6 +367,9 @@ def measure_call(
     return result, clock, peak_memory_bytes(device)
 
 
-def run_profile(config: ProfileConfig, progress: ProgressCallback | None = None) -> ProfileResult:
-    """Library entry point: ``run_profile(ProfileConfig(model="tiny", repeats=2))``."""
-    return LLMProfileRunner(config, progress).run()
+def run_profile(
+    config: ProfileConfig, progress: ProgressCallback | None = None, session: ProfileSession | None = None
+) -> ProfileResult:
+    """Library entry point: ``run_profile(ProfileConfig(model="tiny", repeats=2))``; ``session``
+    reuses a loaded model across runs (``experiment validate``)."""
+    return LLMProfileRunner(config, progress, session).run()
