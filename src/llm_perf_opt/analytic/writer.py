@@ -17,8 +17,11 @@ from typing import Any
 
 import yaml
 
+from llm_perf_opt.analytic.layer_pages import layer_pages
 from llm_perf_opt.contracts.analytic import DeepSeekOCRAnalyticReportSummary
+from llm_perf_opt.contracts.convert import unstructure
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
+from llm_perf_opt.reporting.analytic_markdown import render_layer_pages, render_report_md
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -29,16 +32,14 @@ def _json(data: Any) -> str:
 
 def render_files(report: AnalyticModelReport, summary: DeepSeekOCRAnalyticReportSummary) -> dict[str, str]:
     """Relative path → text of every file, ``report.json`` last."""
-    from llm_perf_opt.contracts.convert import unstructure
-    from llm_perf_opt.reporting.analytic_markdown import render_layer_pages, render_report_md
-
     data = unstructure(report)
+    pages = layer_pages(report)
     files = {
         "report.yaml": yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True),
         "summary.json": _json(unstructure(summary)),
-        "report.md": render_report_md(report),
+        "report.md": render_report_md(report, pages),
     }
-    for name, text in sorted(render_layer_pages(report).items()):
+    for name, text in sorted(render_layer_pages(report, pages).items()):
         files[f"layers/{name}.md"] = text
     files["report.json"] = _json(data)
     return files

@@ -1,16 +1,16 @@
 """Markdown of an analytic report: ``report.md`` and one ``layers/<LayerClass>.md`` page per class.
 
-Pure string building from the report (and, for the layer pages, from the layer tree rebuilt
-from ``report.inputs``); no torch, numpy or matplotlib.
+Pure string building from finished data (the report, and the per-class numbers that
+:mod:`llm_perf_opt.analytic.layer_pages` computed); no torch, numpy or matplotlib.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
+from llm_perf_opt.data.layer_pages import LayerClassPage
 
 MAX_ROWS_PER_CLASS = 12
 TOP_MODULES = 15
@@ -40,8 +40,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_report_md(report: AnalyticModelReport) -> str:
-    """Stage table, top modules, operator categories, memory, token facts and assumptions."""
+def render_report_md(report: AnalyticModelReport, pages: Sequence[LayerClassPage] = ()) -> str:
+    """Stage table, top modules, operator categories, memory, token facts and assumptions.
+
+    ``pages`` (from :func:`llm_perf_opt.analytic.layer_pages.layer_pages`) give each module's bound.
+    """
     inp, tok, mem = report.inputs, report.image_tokens, report.memory
     hw, w = inp.hardware, inp.workload_spec
     out = [
@@ -100,7 +103,7 @@ def render_report_md(report: AnalyticModelReport) -> str:
         "",
     ]
     by_id = {m.module_id: m for m in report.modules}
-    bounds = {v.module_id: bound for v, _, bound in _visits(report)}
+    bounds = {row.module_id: row.bound for page in pages for row in page.rows}
     leaves = sorted(
         (s for s in report.module_metrics if not by_id[s.module_id].children),
         key=lambda s: s.total_time_ms,
@@ -197,62 +200,23 @@ def render_report_md(report: AnalyticModelReport) -> str:
     return "\n".join(out)
 
 
-def _visits(report: AnalyticModelReport) -> list[tuple[Any, float, str]]:
-    """(walk visit, per-call roofline µs, bound) of every node of the tree rebuilt from ``report.inputs``."""
-    from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
-    from llm_perf_opt.analytic.report_tree import walk
-    from llm_perf_opt.analytic.roofline import Roofline
-
+def render_layer_pages(report: AnalyticModelReport, pages: Sequence[LayerClassPage]) -> dict[str, str]:
+    """``{LayerClass: markdown}`` for the pages that :func:`llm_perf_opt.analytic.layer_pages.layer_pages` computed."""
     inp = report.inputs
-    root = build_root(build_stages(inp.model_spec, inp.workload_spec, inp.precision), inp.precision)
-    roof = Roofline(inp.hardware, inp.roofline, inp.precision.compute_dtype)
-    out = []
-    for v in walk(root):
-        t = roof.time(v.layer)
-        out.append((v, t.total_s * 1e6, t.bound))
-    return out
-
-
-def _doc(cls: type) -> str:
-    return inspect.getdoc(cls) or ""
-
-
-def render_layer_pages(report: AnalyticModelReport) -> dict[str, str]:
-    """``{LayerClass: markdown}`` for every layer class in the report's tree (rebuilt from inputs)."""
-    inp = report.inputs
-    rows: dict[type, list[list[Any]]] = {}
-    for v, micros, bound in _visits(report):
-        cls = v.layer.kind()
-        c = v.layer.cost()
-        shapes = ", ".join(f"{k}={_short(val)}" for k, val in v.layer.shapes().items())
-        rows.setdefault(cls, []).append(
-            [
-                f"`{v.module_id}`",
-                shapes,
-                round(v.calls),
-                c.flops / 1e9,
-                c.vector_flops / 1e9,
-                c.bytes_moved / 1e6,
-                c.weight_params,
-                c.kernels,
-                micros,
-                bound,
-            ]
-        )
-    pages = {}
-    for cls, items in rows.items():
-        shown = items[:MAX_ROWS_PER_CLASS]
-        more = len(items) - len(shown)
+    out = {}
+    for page in pages:
+        shown = page.rows[:MAX_ROWS_PER_CLASS]
+        more = len(page.rows) - len(shown)
         text = [
-            f"# {cls.__name__}",
+            f"# {page.name}",
             "",
-            f"`{cls.__module__}.{cls.__qualname__}`",
+            f"`{page.qualname}`",
             "",
-            _doc(cls),
+            page.doc,
             "",
             "## Formula",
             "",
-            f"    {getattr(cls, 'formula', '') or '(composite: the sum of its children)'}",
+            f"    {page.formula or '(composite: the sum of its children)'}",
             "",
             f"## In this workload ({inp.workload_spec.profile_id}, precision {inp.precision.weight_dtype})",
             "",
@@ -272,18 +236,24 @@ def render_layer_pages(report: AnalyticModelReport) -> dict[str, str]:
                     "µs",
                     "bound",
                 ],
-                shown,
+                [
+                    [
+                        f"`{r.module_id}`",
+                        r.shapes,
+                        r.calls,
+                        r.gflops,
+                        r.non_matmul_gflops,
+                        r.mb_moved,
+                        r.weight_params,
+                        r.kernels,
+                        r.roofline_us,
+                        r.bound,
+                    ]
+                    for r in shown
+                ],
             ),
         ]
         if more:
             text += ["", f"… and {more} more instances."]
-        pages[cls.__name__] = "\n".join(text) + "\n"
-    return pages
-
-
-def _short(value: Any) -> str:
-    if hasattr(value, "__attrs_attrs__"):
-        return type(value).__name__
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+        out[page.name] = "\n".join(text) + "\n"
+    return out

@@ -181,10 +181,10 @@ def test_failure_mid_write_leaves_no_report_json(
     monkeypatch.setattr(writer.os, "replace", real_replace)
     fresh = tmp_path / "fresh"
 
-    def boom(_report: object) -> dict[str, str]:
+    def boom(*_args: object) -> dict[str, str]:
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr("llm_perf_opt.reporting.analytic_markdown.render_layer_pages", boom)
+    monkeypatch.setattr("llm_perf_opt.analytic.writer.render_layer_pages", boom)
     with pytest.raises(RuntimeError):
         api.write_report(report, fresh)
     assert not fresh.exists()
