@@ -13,49 +13,77 @@ from pathlib import Path
 from typing import Any
 
 from attrs import field, fields, frozen
-from attrs.validators import gt, instance_of
 
 from llm_perf_opt.errors import UserError, unknown_id
-from llm_perf_opt.io_utils import field_mapping, read_yaml_file
+from llm_perf_opt.io.documents import field_mapping, load_document
+from llm_perf_opt.specs.limits import MAX_BANDWIDTH_TBS, MAX_MEMORY_GB, MAX_TFLOPS, check_float, check_int
 
 DTYPES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"hardware field cuda_names must be a list of device names, got {value!r}")
     return tuple(value)
+
+
+def _figure(limit: float) -> Any:
+    """attrs validator: a finite number in (0, limit]; None is allowed for optional figures.
+
+    Root cause of ZeroDivisionError / OverflowError / NaN in JSON: figures were only compared with
+    0, which NaN and 1e308 pass. See :mod:`llm_perf_opt.specs.limits` for the bounds.
+    """
+
+    def check(inst: object, attr: Any, value: Any) -> None:
+        if value is not None:
+            check_float(f"hardware field {attr.name}", value, limit)
+
+    return check
+
+
+def _text(inst: object, attr: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise UserError(f"hardware field {attr.name} must be text, got {value!r}")
+
+
+def _sms(inst: object, attr: Any, value: Any) -> None:
+    if value is not None:
+        check_int(f"hardware field {attr.name}", value, 1, 100_000)
 
 
 @frozen(kw_only=True)
 class HardwareSpec:
     """One accelerator's peak figures."""
 
-    id: str = field(validator=instance_of(str))
+    id: str = field(validator=_text)
     """Short id used on the command line (e.g. ``h100-sxm``)."""
-    name: str = field(validator=instance_of(str))
+    name: str = field(validator=_text)
     """Marketing name."""
     cuda_names: tuple[str, ...] = field(default=(), converter=_str_tuple)
     """Exact ``torch.cuda.get_device_name()`` strings that map to this row."""
-    bf16_tflops: float = field(validator=gt(0.0))
+    bf16_tflops: float = field(validator=_figure(MAX_TFLOPS))
     """Dense BF16/FP16 tensor TFLOP/s with FP32 accumulate."""
-    fp8_tflops: float | None = None
+    fp8_tflops: float | None = field(default=None, validator=_figure(MAX_TFLOPS))
     """Dense FP8 tensor TFLOP/s (None where the GPU has no FP8 tensor cores)."""
-    tf32_tflops: float | None = None
+    tf32_tflops: float | None = field(default=None, validator=_figure(MAX_TFLOPS))
     """Dense TF32 tensor TFLOP/s (used for fp32 matmuls with TF32 enabled)."""
-    fp32_tflops: float | None = None
+    fp32_tflops: float | None = field(default=None, validator=_figure(MAX_TFLOPS))
     """Non-tensor FP32 TFLOP/s, when known."""
-    bandwidth_tbs: float = field(validator=gt(0.0))
+    bandwidth_tbs: float = field(validator=_figure(MAX_BANDWIDTH_TBS))
     """Peak DRAM (HBM/GDDR) bandwidth in TB/s (10^12 B/s)."""
-    memory_gb: float = field(validator=gt(0.0))
+    memory_gb: float = field(validator=_figure(MAX_MEMORY_GB))
     """Device memory in GB (10^9 B)."""
-    sms: int | None = None
+    sms: int | None = field(default=None, validator=_sms)
     """Streaming multiprocessors."""
-    compute_capability: str | None = None
+    compute_capability: str | None = field(default=None, validator=_text)
     """CUDA compute capability, e.g. ``9.0``."""
-    achievable_tflops: float | None = None
+    achievable_tflops: float | None = field(default=None, validator=_figure(MAX_TFLOPS))
     """Measured bf16 matmul ceiling (large GEMM), when one was measured."""
-    achievable_bandwidth_tbs: float | None = None
+    achievable_bandwidth_tbs: float | None = field(default=None, validator=_figure(MAX_BANDWIDTH_TBS))
     """Measured device-to-device copy ceiling (read + write bytes), when measured."""
-    source: str = ""
+    source: str = field(default="", validator=_text)
     """Where the figures come from."""
 
     def peak_tflops(self, dtype: str) -> float:
@@ -149,6 +177,8 @@ def hardware_from_mapping(data: Any, source: str) -> HardwareSpec:
         raise UserError(f"{source}: hardware needs {', '.join(missing)}")
     try:
         return HardwareSpec(**data)
+    except UserError as exc:
+        raise UserError(f"{source}: invalid hardware: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise UserError(f"{source}: invalid hardware: {exc}") from None
 
@@ -162,5 +192,5 @@ def load_hardware(ref: str) -> HardwareSpec:
         return by_name
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        return hardware_from_mapping(read_yaml_file(ref, "hardware"), str(path))
+        return hardware_from_mapping(load_document(ref, "hardware file"), str(path))
     raise unknown_id("hardware", ref, list(HARDWARE_TABLE))

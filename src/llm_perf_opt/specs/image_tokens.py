@@ -9,6 +9,7 @@ from __future__ import annotations
 from attrs import field, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
+from llm_perf_opt.specs.limits import MAX_CROPS_LIMIT, MAX_PAGE_SIDE, check_int
 
 
 @frozen(kw_only=True)
@@ -56,19 +57,33 @@ def resolution_mode(name: str) -> ResolutionMode:
 
 
 def candidate_grids(min_num: int = MIN_CROPS, max_num: int = DEFAULT_MAX_CROPS) -> list[tuple[int, int]]:
-    """All (tiles across, tiles down) with min_num ≤ i·j ≤ max_num, sorted by i·j.
+    """All (tiles across, tiles down) with min_num ≤ i·j ≤ max_num, sorted by i·j (then by i).
 
-    Built as a set and then stably sorted by tile count, as the official ``dynamic_preprocess``
-    does, so that ties are broken in the same order.
+    Enumerated directly (for each i, the j in [⌈min/i⌉, ⌊max/i⌋]): O(max_num · log max_num) pairs,
+    not the official triple loop over n, i, j. Kept for reports and tests; the grid choice itself
+    uses :func:`select_tile_grid`, which looks at two candidates per i.
     """
-    ratios = {
-        (i, j)
-        for n in range(min_num, max_num + 1)
-        for i in range(1, n + 1)
-        for j in range(1, n + 1)
-        if min_num <= i * j <= max_num
-    }
-    return sorted(ratios, key=lambda r: r[0] * r[1])
+    pairs = [
+        (i, j) for i in range(1, max_num + 1) for j in range(max(1, -(-min_num // i)), max_num // i + 1)
+    ]
+    return sorted(pairs, key=lambda r: (r[0] * r[1], r[0]))
+
+
+def _closest_per_width(width: int, height: int, min_num: int, max_num: int) -> list[tuple[int, int]]:
+    """For each tile count across i, the tile counts down j closest in aspect to width/height.
+
+    i/j falls as j grows, so |W/H − i/j| is smallest at the j where i/j crosses W/H: ⌊i·H/W⌋ or one
+    more (exact integer arithmetic), clamped to the j allowed for this i. Every candidate that can
+    win the official search is among these, so the search is O(max_num) instead of O(max_num³).
+    """
+    out: list[tuple[int, int]] = []
+    for i in range(1, max_num + 1):
+        lo, hi = max(1, -(-min_num // i)), max_num // i
+        if lo > hi:
+            break  # hi only shrinks as i grows
+        crossing = (i * height) // width
+        out.extend((i, j) for j in sorted({min(max(crossing, lo), hi), min(max(crossing + 1, lo), hi)}))
+    return sorted(out, key=lambda r: (r[0] * r[1], r[0]))
 
 
 def select_tile_grid(
@@ -82,20 +97,20 @@ def select_tile_grid(
     """The official crop-mode grid (w_t, h_t) for a page of width × height pixels.
 
     Rule (reference §5.5): a page whose sides are both ≤ tile_size is not tiled ([1, 1]).
-    Otherwise pick the candidate whose aspect i/j is closest to W/H; on an exact tie take the
-    later (larger) candidate when W·H > 0.5 · tile_size² · i · j.
+    Otherwise pick the candidate whose aspect i/j is closest to W/H (candidates in order of
+    i·j); on an exact tie take the later (larger) candidate when W·H > 0.5 · tile_size² · i · j.
+    Inputs are bounded first (sides ≤ MAX_PAGE_SIDE, max_num ≤ MAX_CROPS_LIMIT).
     """
-    if width <= 0 or height <= 0:
-        raise UserError(f"page size must be positive, got {width}x{height}")
-    if max_num < min_num:
-        raise UserError(f"--max-crops must be at least {min_num}, got {max_num}")
+    for name, side in (("width", width), ("height", height)):
+        check_int(f"page size {name}", side, 1, MAX_PAGE_SIDE)
+    check_int("--max-crops", max_num, min_num, MAX_CROPS_LIMIT)
     if width <= tile_size and height <= tile_size:
         return (1, 1)
     aspect = width / height
     area = width * height
     best_diff = float("inf")
     best = (1, 1)
-    for i, j in candidate_grids(min_num, max_num):
+    for i, j in _closest_per_width(width, height, min_num, max_num):
         diff = abs(aspect - i / j)
         if diff < best_diff:
             best_diff = diff

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from llm_perf_opt.errors import UserError, unknown_id
+from llm_perf_opt.io.documents import expect_mapping, load_document
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, ClipSpec, DecoderSpec, ModelSpec, SamSpec
 
 # config.json key → DecoderSpec field. The HF remote code builds the model from the top-level
@@ -31,32 +31,54 @@ _DECODER_KEYS = {
 }
 
 
-def spec_from_config(config: dict[str, Any], name: str) -> ModelSpec:
-    """Build a ModelSpec from a DeepSeek-OCR ``config.json`` mapping.
+def _section(config: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    """``config[key]`` as a mapping (absent or null → empty); another shape is a UserError naming it."""
+    value = config.get(key)
+    return {} if value is None else expect_mapping(value, source, key, "a mapping (JSON object)")
+
+
+def _token_id(config: dict[str, Any], key: str, default: int, source: str) -> int:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{source}: field {key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def spec_from_config(config: dict[str, Any], name: str, source: str | None = None) -> ModelSpec:
+    """Build a ModelSpec from a DeepSeek-OCR ``config.json`` mapping; structure errors name ``source``.
 
     The encoders are hard-coded in the official code (reference §1.2), so SAM and CLIP keep the
-    built-in numbers unless ``vision_config.width`` names other depths and widths.
+    built-in numbers unless ``vision_config.width`` names other depths and widths. Every spec is
+    validated as it is built (``ModelSpec`` and its parts check their own invariants), so analyze
+    and profile refuse an impossible model before anything is computed or allocated.
     """
-    if isinstance(config.get("llm_perf_opt_spec"), dict):
+    source = source or name
+    config = expect_mapping(config, source, "(top level)", "a JSON object of config fields")
+    if config.get("llm_perf_opt_spec") is not None:
         # Written by our own save_checkpoint: the complete spec, including encoder widths that
         # the official config has no key for (tiny variants).
         from llm_perf_opt.contracts.convert import structure
 
-        return structure({**config["llm_perf_opt_spec"], "name": name}, ModelSpec, source=name)
+        full = _section(config, "llm_perf_opt_spec", source)
+        return structure({**full, "name": name}, ModelSpec, source=source)
     if config.get("use_mla"):
         raise UserError(f"{name}: use_mla=true (MLA attention) is not DeepSeek-OCR's decoder; not supported")
-    merged = dict(config.get("language_config") or {})
+    merged = dict(_section(config, "language_config", source))
     merged.update({k: v for k, v in config.items() if k in _DECODER_KEYS})
     decoder_kwargs = {field: merged[key] for key, field in _DECODER_KEYS.items() if merged.get(key) is not None}
-    width = (config.get("vision_config") or {}).get("width") or {}
-    sam_cfg = width.get("sam_vit_b") or {}
-    clip_cfg = width.get("clip-l-14-224") or {}
+    vision = _section(config, "vision_config", source)
+    width = expect_mapping(vision.get("width") or {}, source, "vision_config.width", "a mapping of encoders")
+    sam_cfg = expect_mapping(width.get("sam_vit_b") or {}, source, "vision_config.width.sam_vit_b", "a mapping")
+    clip_key = "clip-l-14-224"
+    clip_cfg = expect_mapping(width.get(clip_key) or {}, source, f"vision_config.width.{clip_key}", "a mapping")
     sam = SamSpec(
         width=sam_cfg.get("width", 768),
         depth=sam_cfg.get("layers", 12),
         num_heads=sam_cfg.get("heads", 12),
-        global_attn_indexes=tuple(sam_cfg.get("global_attn_indexes", (2, 5, 8, 11))),
-        downsample_channels=tuple(sam_cfg.get("downsample_channels", (512, 1024))),
+        global_attn_indexes=sam_cfg.get("global_attn_indexes", (2, 5, 8, 11)),
+        downsample_channels=sam_cfg.get("downsample_channels", (512, 1024)),
     )
     clip = ClipSpec(
         width=clip_cfg.get("width", 1024),
@@ -65,27 +87,22 @@ def spec_from_config(config: dict[str, Any], name: str) -> ModelSpec:
         image_size=clip_cfg.get("image_size", 224),
         patch_size=clip_cfg.get("patch_size", 14),
     )
+    model_id = config.get("_name_or_path") or "deepseek-ai/DeepSeek-OCR"
     return ModelSpec(
         name=name,
-        model_id=str(config.get("_name_or_path") or "deepseek-ai/DeepSeek-OCR"),
+        model_id=str(model_id),
         sam=sam,
         clip=clip,
         decoder=DecoderSpec(**decoder_kwargs),
-        bos_token_id=int(config.get("bos_token_id", 0)),
-        eos_token_id=int(config.get("eos_token_id", 1)),
+        bos_token_id=_token_id(config, "bos_token_id", 0, source),
+        eos_token_id=_token_id(config, "eos_token_id", 1, source),
     )
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot read model config {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"model config {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"model config {path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    """The JSON object of a model config (regular file, size-capped); errors name the file."""
+    data = load_document(path, "model config", kind="json")
+    return expect_mapping(data, f"model config {path}", "(top level)", "a JSON object")
 
 
 def load_model_spec(ref: str) -> ModelSpec:
@@ -102,7 +119,8 @@ def load_model_spec(ref: str) -> ModelSpec:
             raise UserError(f"model config {ref} does not exist")
         raise unknown_id("model", ref, list(MODEL_REGISTRY))
     config = read_config_json(path)
+    source = f"model config {path}"
     try:
-        return spec_from_config(config, name=str(path.parent.resolve()))
+        return spec_from_config(config, name=str(path.parent.resolve()), source=source)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"model config {path}: {exc}") from None
+        raise UserError(f"{source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -11,27 +11,56 @@ This module imports no torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from attrs import evolve, field, frozen
-from attrs.validators import ge, gt, instance_of
+from attrs.validators import ge, instance_of
+
+from llm_perf_opt.specs.limits import MAX_MODEL_COUNT, MAX_MODEL_WIDTH, MAX_TOKENS, MAX_VOCAB
 
 
 def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
-    return tuple(value)
+    if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+        raise ValueError(f"expected a list of integers, got {value!r}")
+    items = tuple(value)
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in items):
+        raise ValueError(f"expected a list of integers, got {list(items)!r}")
+    return items
 
 
 def _int_pair(value: Iterable[int]) -> tuple[int, int]:
-    pair = tuple(value)
+    pair = _int_tuple(value)
     if len(pair) != 2:
         raise ValueError(f"expected two integers, got {pair!r}")
     return (pair[0], pair[1])
 
 
 def _positive(_inst: object, attr: object, value: int) -> None:
+    name = getattr(attr, "name", "value")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        name = getattr(attr, "name", "value")
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    limit = MAX_VOCAB if name == "vocab_size" else MAX_MODEL_WIDTH
+    if value > limit:
+        raise ValueError(f"{name} must be at most {limit:,}, got {value:,}")
+
+
+def _count(_inst: object, attr: object, value: int) -> None:
+    """A non-negative count of layers or experts, bounded (see specs.limits)."""
+    name = getattr(attr, "name", "value")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MODEL_COUNT:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_MODEL_COUNT:,}, got {value!r}")
+
+
+def _finite_positive(_inst: object, attr: object, value: float) -> None:
+    name = getattr(attr, "name", "value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _heads_divide(where: str, width: int, heads: int) -> None:
+    if width % heads:
+        raise ValueError(f"{where}: width {width} is not divisible by num_heads {heads} (head dim must be whole)")
 
 
 @frozen(kw_only=True)
@@ -75,6 +104,21 @@ class SamSpec:
         """Side of the stored absolute position table (64 for 1024 px / 16)."""
         return self.image_size // self.patch_size
 
+    def __attrs_post_init__(self) -> None:
+        _heads_divide("sam", self.width, self.num_heads)
+        if self.depth > MAX_MODEL_COUNT:
+            raise ValueError(f"sam.depth must be at most {MAX_MODEL_COUNT}, got {self.depth}")
+        bad = [i for i in self.global_attn_indexes if not 0 <= i < self.depth]
+        if bad or len(set(self.global_attn_indexes)) != len(self.global_attn_indexes):
+            raise ValueError(
+                f"sam.global_attn_indexes {list(self.global_attn_indexes)} must be distinct block indexes "
+                f"from 0 to depth-1 = {self.depth - 1}"
+            )
+        if any(c <= 0 or c > MAX_MODEL_WIDTH for c in self.downsample_channels):
+            raise ValueError(f"sam.downsample_channels {self.downsample_channels} must be positive widths")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"sam.image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+
     def is_global(self, block_index: int) -> bool:
         return block_index in self.global_attn_indexes
 
@@ -116,6 +160,13 @@ class ClipSpec:
     def head_dim(self) -> int:
         return self.width // self.num_heads
 
+    def __attrs_post_init__(self) -> None:
+        _heads_divide("clip", self.width, self.num_heads)
+        if self.num_layers > MAX_MODEL_COUNT:
+            raise ValueError(f"clip.num_layers must be at most {MAX_MODEL_COUNT}, got {self.num_layers}")
+        if self.image_size < self.patch_size:
+            raise ValueError(f"clip.image_size {self.image_size} must be at least patch_size {self.patch_size}")
+
     @property
     def num_positions(self) -> int:
         """Rows of the position table: CLS plus a (224/14)² = 16×16 grid → 257."""
@@ -142,21 +193,21 @@ class DecoderSpec:
     """Routed experts per MoE layer."""
     num_experts_per_tok: int = field(default=6, validator=_positive)
     """Routed experts selected per token (greedy top-k over softmax scores)."""
-    n_shared_experts: int = field(default=2, validator=ge(0))
+    n_shared_experts: int = field(default=2, validator=_count)
     """Shared experts, fused into one SwiGLU of width n_shared × moe_intermediate_size."""
-    first_k_dense_replace: int = field(default=1, validator=ge(0))
+    first_k_dense_replace: int = field(default=1, validator=_count)
     """Leading layers that use the dense MLP instead of MoE."""
     vocab_size: int = field(default=129280, validator=_positive)
     """Rows of embed_tokens and lm_head (padded past the tokenizer's 128,827 ids)."""
-    rms_norm_eps: float = field(default=1e-6, validator=gt(0.0))
+    rms_norm_eps: float = field(default=1e-6, validator=_finite_positive)
     """Epsilon of every RMSNorm."""
-    rope_theta: float = field(default=10000.0, validator=gt(0.0))
+    rope_theta: float = field(default=10000.0, validator=_finite_positive)
     """RoPE base (rotate-half form over the full head dim, no scaling)."""
     max_position_embeddings: int = field(default=8192, validator=_positive)
     """Trained context length."""
     norm_topk_prob: bool = field(default=False, validator=instance_of(bool))
     """Whether the top-k routing weights are renormalised (false for DeepSeek-OCR)."""
-    routed_scaling_factor: float = field(default=1.0, validator=gt(0.0))
+    routed_scaling_factor: float = field(default=1.0, validator=_finite_positive)
     """Multiplier on the routed-expert output."""
 
     @property
@@ -170,6 +221,27 @@ class DecoderSpec:
     @property
     def shared_intermediate_size(self) -> int:
         return self.n_shared_experts * self.moe_intermediate_size
+
+    def __attrs_post_init__(self) -> None:
+        d = self
+        for name in ("num_layers", "num_heads", "num_kv_heads", "n_routed_experts"):
+            if getattr(d, name) > MAX_MODEL_COUNT:
+                raise ValueError(f"decoder.{name} must be at most {MAX_MODEL_COUNT}, got {getattr(d, name)}")
+        _heads_divide("decoder", d.hidden_size, d.num_heads)
+        if d.num_kv_heads > d.num_heads or d.num_heads % d.num_kv_heads:
+            raise ValueError(
+                f"decoder.num_kv_heads {d.num_kv_heads} must divide num_heads {d.num_heads} (and not exceed it)"
+            )
+        if d.num_experts_per_tok > d.n_routed_experts:
+            raise ValueError(
+                f"decoder.num_experts_per_tok {d.num_experts_per_tok} exceeds n_routed_experts {d.n_routed_experts}"
+            )
+        if d.first_k_dense_replace > d.num_layers:
+            raise ValueError(
+                f"decoder.first_k_dense_replace {d.first_k_dense_replace} exceeds num_layers {d.num_layers}"
+            )
+        if d.max_position_embeddings > MAX_TOKENS:
+            raise ValueError(f"decoder.max_position_embeddings must be at most {MAX_TOKENS:,}")
 
     def is_moe(self, layer_index: int) -> bool:
         return layer_index >= self.first_k_dense_replace
@@ -202,8 +274,11 @@ class ModelSpec:
                 f"clip.width ({self.clip.width}) must equal SAM output channels "
                 f"({self.sam.out_channels}): CLIP consumes the SAM feature map as its patch tokens"
             )
-        if self.image_token_id >= self.decoder.vocab_size:
-            raise ValueError(f"image_token_id {self.image_token_id} is outside the vocabulary")
+        for name in ("image_token_id", "bos_token_id", "eos_token_id"):
+            if getattr(self, name) >= self.decoder.vocab_size:
+                raise ValueError(
+                    f"{name} {getattr(self, name)} is outside the vocabulary (vocab_size {self.decoder.vocab_size})"
+                )
 
     @property
     def projector_input_dim(self) -> int:
