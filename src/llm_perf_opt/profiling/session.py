@@ -125,6 +125,13 @@ class ProfileSession:
             source = ckpt or model_dir
             if source is None:
                 raise UserError("--trust-remote-code needs a local checkpoint directory (--model DIR or --weights DIR)")
+            from llm_perf_opt.profiling.official import OfficialSession, is_official_checkpoint
+
+            if is_official_checkpoint(model_dir or source):  # the official HF code: its own loader and generate
+                return OfficialSession.load_official(
+                    spec=spec, code_dir=model_dir or source, weights=ckpt, device=device, dtype=dtype,
+                    attn_impl=attn_impl, seed=seed,
+                )  # fmt: skip
             runnable = _load_remote_code(source, device=device, dtype=DTYPE_NAMES[dtype])
             notes.append(f"model code loaded from {source} with trust_remote_code (offline, local files only)")
             weights_label = str(source)
