@@ -53,12 +53,17 @@ def analyze_to_dir(
     if fit is None and compare_with is None:
         api.write_report(report, output_dir)
         return report, summary
-    from llm_perf_opt.analytic.writer import write_report_files
+    from llm_perf_opt.analytic.writer import render_files, write_files
     from llm_perf_opt.calibration import compare_run, with_measurement, write_extras
+    from llm_perf_opt.io.artifact_set import ArtifactSet
 
     comparison = compare_run(compare_with, report) if compare_with is not None else None
     if comparison is not None and compare_with is not None:
         summary = with_measurement(summary, comparison, compare_with)
-    write_report_files(report, Path(output_dir), summary)
-    write_extras(Path(output_dir), fit=fit, fit_run_=calibrate_from, comparison=comparison, compare_run_=compare_with)
+    # Report and calibration extras are one artifact set: staged together, renamed into place together.
+    with ArtifactSet(output_dir, kind="analyze", run_id=report.report_id) as artifacts:
+        write_files(render_files(report, summary), artifacts.work_dir)
+        write_extras(artifacts.work_dir, fit=fit, fit_run_=calibrate_from, comparison=comparison,
+                     compare_run_=compare_with)
+        artifacts.commit()
     return report, summary

@@ -1,17 +1,14 @@
-"""Write a report's files so that a failure never leaves a partial report behind.
+"""Write a report's files as one artifact set: all of them from this report, or none.
 
-Every text is rendered in memory first; the files are then written into a private temporary
-directory next to ``out_dir`` and moved into place one by one with ``os.replace`` (atomic per
-file), ``report.json`` LAST and after removing any older one: a ``report.json`` in ``out_dir``
-means the other files of the same report are there too. The temporary directory is removed whatever happens.
+Every text is rendered in memory first, then written into the staging directory of an
+:class:`~llm_perf_opt.io.artifact_set.ArtifactSet` beside ``out_dir``, which is renamed onto
+``out_dir`` in one step (a previous report there is replaced whole, with its ``layers/`` and any
+what-if outputs under it). A failure or Ctrl-C before that leaves the previous set untouched.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from llm_perf_opt.analytic.layer_pages import layer_pages
 from llm_perf_opt.contracts.analytic import DeepSeekOCRAnalyticReportSummary
 from llm_perf_opt.contracts.convert import unstructure
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
+from llm_perf_opt.io.artifact_set import ArtifactSet
 from llm_perf_opt.reporting.analytic_markdown import render_layer_pages, render_report_md
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -45,30 +43,23 @@ def render_files(report: AnalyticModelReport, summary: DeepSeekOCRAnalyticReport
     return files
 
 
+def write_files(files: dict[str, str], directory: Path) -> list[Path]:
+    """Write rendered ``files`` (relative path → text) into ``directory`` (a staging directory)."""
+    written = []
+    for rel, text in files.items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def write_report_files(
     report: AnalyticModelReport, out_dir: Path, summary: DeepSeekOCRAnalyticReportSummary
 ) -> list[Path]:
-    """Render, stage in a temp dir, move into ``out_dir`` (report.json last); returns the written paths."""
+    """Render, stage beside ``out_dir``, rename into place as one set; returns the final paths."""
     files = render_files(report, summary)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        for rel, text in files.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        (out_dir / "layers").mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.json").unlink(missing_ok=True)  # an older report must not pose as this one
-        written = []
-        for rel in files:
-            target = out_dir / rel
-            os.replace(staging / rel, target)
-            written.append(target)
-        keep = {p.name for p in written if p.parent.name == "layers"}
-        for stale in (out_dir / "layers").glob("*.md"):
-            if stale.name not in keep:
-                stale.unlink()
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with ArtifactSet(out_dir, kind="analyze", run_id=report.report_id) as artifacts:
+        write_files(files, artifacts.work_dir)
+        target = artifacts.commit()
+    return [target / rel for rel in files]

@@ -68,17 +68,23 @@ def what_if(
     from llm_perf_opt.whatif.outputs import csv_text, json_document, json_text, render_table, write_outputs
     from llm_perf_opt.whatif.scenarios import parse_cli_sets, parse_cli_sweeps
 
+    if plot:  # before any work: a missing optional package is one line (the CLI group words it)
+        import matplotlib  # noqa: F401
+
     fixed, swept = parse_cli_sets(sets), parse_cli_sweeps(sweeps)
     path = resolve_report_path(report_path)
     report = load_report(path)
     rows = evaluate(report, fixed, swept)
     out_dir = Path(output_dir) if output_dir else path.parent / "whatif"
     document = json_document(rows, report, report_path=path, overrides=fixed, sweeps=swept)
-    written = write_outputs(rows, document, out_dir)
+    plots = None
     if plot:
         from llm_perf_opt.whatif.plots import write_plots
 
-        written += write_plots(rows, out_dir, list(swept))
+        def plots(directory: Path) -> list[Path]:
+            return write_plots(rows, directory, list(swept))
+
+    written = write_outputs(rows, document, out_dir, extra=plots)
     names = ", ".join(p.name for p in written)
     if fmt == "csv":
         sys.stdout.write(csv_text(rows))

@@ -12,6 +12,7 @@ re-exports it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -19,6 +20,7 @@ import attrs
 from attrs import define
 
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.specs import limits
 
 Dtype = Literal["bf16", "fp16", "fp32"]
 """Compute dtype of a profiled model."""
@@ -37,6 +39,7 @@ def option(
     metavar: str | None = None,
     choices: tuple[str, ...] | None = None,
     minimum: float | None = None,
+    maximum: float | None = None,
     positive: bool = False,
     cli: bool = True,
     factory: Any = None,
@@ -53,6 +56,7 @@ def option(
         "metavar": metavar,
         "choices": choices,
         "minimum": minimum,
+        "maximum": maximum,
         "positive": positive,
         "cli": cli,
     }
@@ -93,41 +97,58 @@ class ProfileConfig:
         "the built-in synthetic pages are used.",
     )
     mode: str = option("gundam", choices=RESOLUTION_MODE_NAMES, help="Resolution mode.")
-    max_crops: int = option(9, minimum=1, help="Most tiles per page in crop mode.")
-    repeats: int = option(3, minimum=1, help="Timed runs per image.")
-    warmup: int = option(1, minimum=0, help="Untimed warm-up passes (per distinct batch shape).")
+    max_crops: int = option(9, minimum=1, maximum=limits.MAX_CROPS_LIMIT, help="Most tiles per page in crop mode.")
+    repeats: int = option(3, minimum=1, maximum=limits.MAX_REPEATS, help="Timed runs per image.")
+    warmup: int = option(
+        1, minimum=0, maximum=limits.MAX_WARMUP,
+        help="Untimed warm-up passes (per distinct batch shape)."
+    )
     max_new_tokens: int = option(
-        64, minimum=1, help="Tokens generated per page (1 prefill token + max_new_tokens - 1 decode steps)."
+        64, minimum=1, maximum=limits.MAX_TOKENS,
+        help="Tokens generated per page (1 prefill token + max_new_tokens - 1 decode steps)."
     )
     min_new_tokens: int | None = option(
         None,
         minimum=0,
+        maximum=limits.MAX_TOKENS,
         help="Suppress EOS until this many tokens [default: --max-new-tokens, fixed-length runs, so runs compare].",
     )
     no_repeat_ngram_size: int = option(
-        0, minimum=0, help="Ban repeating n-grams of this size while generating (0 = off, as in timing runs)."
+        0, minimum=0, maximum=limits.MAX_TOKENS,
+        help="Ban repeating n-grams of this size while generating (0 = off, as in timing runs)."
     )
     device: str | None = option(
         None, metavar="cuda[:N]|cpu", help="Torch device [default: cuda:0 if present, else cpu]."
     )
     dtype: str | None = option(None, choices=DTYPES, help="Compute dtype [default: bf16 on CUDA, fp32 on CPU].")
     attn_impl: str = option("sdpa", choices=("sdpa", "eager"), help="Attention implementation.")
-    batch_size: int = option(1, minimum=1, help="Pages per generation call (equal token counts grouped).")
-    top_k: int = option(20, minimum=1, help="Operators per table.")
+    batch_size: int = option(
+        1, minimum=1, maximum=limits.MAX_BATCH_SIZE,
+        help="Pages per generation call (equal token counts grouped)."
+    )
+    top_k: int = option(20, minimum=1, maximum=limits.MAX_TOP_K, help="Operators per table.")
     trace: bool = option(False, help="Write a Chrome/Perfetto trace (trace.json) of the first profiled batch.")
     torch_profiler: bool = option(True, help="Run the separate operator-profiling pass.")
+    profile_decode_steps: int = option(
+        32,
+        minimum=1,
+        help="Decode steps in the operator-profiling window, taken after the first 3; the window also "
+        "holds the whole prefill (vision included), once per distinct batch shape.",
+    )
     output_dir: Path | None = option(None, help="Artifact directory [default: tmp/profile-output/<run_id>].")
     run_id: str | None = option(None, help="Run id [default: UTC time + random suffix].")
     strict: bool = option(False, help="Fail on any unusable image instead of skipping it.")
     trust_remote_code: bool = option(
         False, help="Load the checkpoint's own Python model code through transformers (local directory, offline)."
     )
-    seed: int = option(0, help="Seed for random weights and synthetic pages.")
+    seed: int = option(0, minimum=0, maximum=limits.MAX_SEED, help="Seed for random weights and synthetic pages.")
     peak_tflops: float | None = option(
-        None, positive=True, help="Dense peak TFLOP/s for MFU (overrides the hardware table)."
+        None, positive=True, maximum=limits.MAX_TFLOPS,
+        help="Dense peak TFLOP/s for MFU (overrides the hardware table)."
     )
     peak_bandwidth_tbs: float | None = option(
-        None, positive=True, help="Peak DRAM TB/s, 1e12 bytes/s (overrides the hardware table)."
+        None, positive=True, maximum=limits.MAX_BANDWIDTH_TBS,
+        help="Peak DRAM TB/s, 1e12 bytes/s (overrides the hardware table)."
     )
 
     def validate(self) -> None:
@@ -138,6 +159,10 @@ class ProfileConfig:
                 continue
             meta = fld.metadata
             flag = flag_name(fld.name)
+            if isinstance(value, float | int) and not isinstance(value, bool) and not math.isfinite(value):
+                raise UserError(f"{flag} must be a finite number, got {value}")  # NaN passes every comparison
+            if meta.get("maximum") is not None and value > meta["maximum"]:
+                raise UserError(f"{flag} must be at most {meta['maximum']:,}, got {value}")
             if meta.get("choices") and value not in meta["choices"]:
                 raise UserError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
             if meta.get("minimum") is not None and value < meta["minimum"]:
@@ -147,8 +172,8 @@ class ProfileConfig:
                 raise UserError(f"{flag} must be positive, got {value}")
         if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
             raise UserError("--min-new-tokens must lie between 0 and --max-new-tokens")
-        if self.run_id is not None and (not self.run_id.strip() or "/" in self.run_id or self.run_id in (".", "..")):
-            raise UserError(f"--run-id {self.run_id!r} must be a non-empty name without '/'")
+        if self.run_id is not None:
+            limits.check_run_id(self.run_id)
 
 
 def field_default(fld: attrs.Attribute[Any]) -> Any:

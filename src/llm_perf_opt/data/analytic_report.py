@@ -23,7 +23,7 @@ from llm_perf_opt.contracts.analytic import (
 from llm_perf_opt.data.analytic_inputs import Precision, RooflineParams
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
-from llm_perf_opt.specs.workload import Workload
+from llm_perf_opt.specs.workload import Workload, check_context
 
 SCHEMA_VERSION = "llm-perf-opt.analytic-report/1"
 BOUNDS = ("compute", "memory", "launch", "none", "n/a")
@@ -126,6 +126,10 @@ class AnalyticInputs:
     hardware: HardwareSpec
     roofline: RooflineParams
     precision: Precision
+
+    def __attrs_post_init__(self) -> None:
+        # One check for analyze, what-if and report loading: a context the model cannot hold never "fits".
+        check_context(self.workload_spec, self.model_spec.decoder.max_position_embeddings, self.model_spec.name)
 
 
 @define(kw_only=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
-from llm_perf_opt.io_utils import atomic_write_text
+from llm_perf_opt.io.artifact_set import ArtifactSet
+from llm_perf_opt.io.atomic import atomic_write_text
 from llm_perf_opt.whatif.evaluate import WhatIfRow
 from llm_perf_opt.whatif.overrides import display_value, parse_value
 from llm_perf_opt.whatif.scenarios import sweep_values
@@ -101,10 +102,27 @@ def json_text(document: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def write_outputs(rows: Sequence[WhatIfRow], document: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write ``whatif.csv`` and ``whatif.json`` into ``out_dir`` (each atomically); returns the paths."""
-    out = Path(out_dir)
-    return [atomic_write_text(out / CSV_NAME, csv_text(rows)), atomic_write_text(out / JSON_NAME, json_text(document))]
+def write_outputs(
+    rows: Sequence[WhatIfRow],
+    document: Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    extra: Callable[[Path], list[Path]] | None = None,
+) -> list[Path]:
+    """Write ``whatif.csv``, ``whatif.json`` and whatever ``extra(directory)`` writes (the plots) as one
+    artifact set: staged beside ``out_dir`` and renamed onto it together, so a CSV is never beside the
+    JSON of another run. Returns the final paths."""
+    with ArtifactSet(out_dir, kind="what-if", run_id=str(document.get("report_id") or "what-if")) as artifacts:
+        stage = artifacts.work_dir
+        staged = [
+            atomic_write_text(stage / CSV_NAME, csv_text(rows)),
+            atomic_write_text(stage / JSON_NAME, json_text(document)),
+        ]
+        if extra is not None:
+            staged += extra(stage)
+        names = [p.relative_to(stage) for p in staged]
+        target = artifacts.commit()
+    return [target / name for name in names]
 
 
 def fmt_num(value: float) -> str:

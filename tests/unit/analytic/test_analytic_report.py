@@ -153,32 +153,34 @@ def test_write_report_files_and_round_trip(report: AnalyticModelReport, tmp_path
     md = (out / "report.md").read_text()
     for needle in ("## Stages", "## Top modules", "## Memory", "## Assumptions", "decode"):
         assert needle in md
-    assert not list(tmp_path.glob(".*partial*")), "staging directory removed"
+    assert not list(tmp_path.glob(".*staging*")), "staging directory removed"
 
 
-def test_failure_mid_write_leaves_no_report_json(
+def test_failure_mid_write_keeps_the_previous_set(
     report: AnalyticModelReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import llm_perf_opt.analytic.writer as writer
+    from llm_perf_opt.io.artifact_set import verify
 
     out = tmp_path / "analytic"
     api.write_report(report, out)  # an older complete report is there
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     calls = {"n": 0}
-    real_replace = writer.os.replace
+    real_write = Path.write_text
 
-    def flaky(src: object, dst: object) -> None:
+    def flaky(self: Path, *args: object, **kwargs: object) -> int:
         calls["n"] += 1
         if calls["n"] == 3:
-            raise OSError("disk full")
-        real_replace(src, dst)  # type: ignore[arg-type]
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer.os, "replace", flaky)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(Path, "write_text", flaky)
+    with pytest.raises(OSError, match="No space"):
         api.write_report(report, out)
-    assert not (out / "report.json").exists(), "no report.json unless every file of it is in place"
-    assert not list(tmp_path.glob(".*partial*"))
+    monkeypatch.setattr(Path, "write_text", real_write)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before, "old set untouched"
+    assert verify(out)["status"] == "complete"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging dir or lock left"
 
-    monkeypatch.setattr(writer.os, "replace", real_replace)
     fresh = tmp_path / "fresh"
 
     def boom(*_args: object) -> dict[str, str]:
