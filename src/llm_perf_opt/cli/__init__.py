@@ -1,11 +1,15 @@
 """The ``llm-perf-opt`` command line: a thin click group that parses and delegates.
 
 Each subcommand lives in its own module and calls library functions; library code never prints.
-A :class:`~llm_perf_opt.errors.UserError` becomes one line on stderr and exit code 2.
+Whatever goes wrong because of the input or the environment ends in ONE line on stderr and a
+non-zero exit code, never a traceback (see :meth:`_Group.invoke`); SIGTERM is handled like Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
 from typing import Any
 
@@ -13,20 +17,64 @@ import click
 
 from llm_perf_opt import __version__
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.signals import interruption_name, sigterm_as_interrupt
+
+EXIT_ENVIRONMENT = 3
+"""Exit code when the environment failed us (disk full, no permission, a missing optional package)."""
+
+# Top-level module of an optional dependency → the extra of pyproject.toml that installs it.
+_EXTRAS = {"matplotlib": "plot", "nvtx": "nvtx", "torch": "profile", "transformers": "profile",
+           "safetensors": "profile", "PIL": "profile", "torchinfo": "profile", "hta": "profile"}
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _environment_message(exc: BaseException) -> str:
+    """One line for an exception that comes from the environment, not from a bug."""
+    if isinstance(exc, ImportError):
+        module = (exc.name or _one_line(str(exc)) or "a package").split(".")[0]
+        extra = _EXTRAS.get(module)
+        hint = f"pip install 'llm-perf-opt[{extra}]'" if extra else f"pip install {module}"
+        return f"this command needs the optional package {module!r}, which is not installed ({hint})"
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or _one_line(str(exc)) or type(exc).__name__
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (free some space or choose another --output-dir)"
+        return f"cannot access{where}: {reason}"
+    return f"{type(exc).__name__}: {_one_line(str(exc))}"
+
+
+def _echo_err(line: str) -> None:
+    # errors="backslashreplace" on stderr (set in main) keeps this from failing on a non-UTF-8 terminal.
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(line, err=True)
 
 
 class _Group(click.Group):
-    """Turns user errors raised anywhere below into one line and exit code 2."""
+    """Turns user and environment errors raised anywhere below into one line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _echo_err(f"error: {exc}")
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as exc:
+            _echo_err(f"interrupted ({interruption_name(exc)})")
             sys.exit(130)
+        except BrokenPipeError:
+            # stdout closed early (`llm-perf-opt ... | head`): nothing more to say, and nowhere to say it.
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces a dead stream until exit
+            sys.exit(1)
+        except (OSError, ImportError, UnicodeError, MemoryError) as exc:
+            _echo_err(f"error: {_environment_message(exc)}")
+            sys.exit(EXIT_ENVIRONMENT)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -38,16 +86,19 @@ def cli() -> None:
       analyze   analytic model: FLOPs, bytes, memory and roofline time per module and stage (no GPU)
       profile   measure stages and operators of the runnable model on a GPU (or CPU)
       what-if   recompute an analytic report for other GPUs, resolutions, token budgets, batches
+      experiment  GPU experiments: decode-bench, validate, e2e, decode-vs-hf
     """
 
 
 def _register() -> None:
     # Imported here so `llm-perf-opt --help` and `analyze` never import torch.
     from llm_perf_opt.cli.analyze import analyze
+    from llm_perf_opt.cli.experiment import experiment
     from llm_perf_opt.cli.profile import profile
     from llm_perf_opt.cli.what_if import what_if
 
     cli.add_command(analyze)
+    cli.add_command(experiment)
     cli.add_command(profile)
     cli.add_command(what_if)
 
@@ -55,5 +106,15 @@ def _register() -> None:
 _register()
 
 
+def _tolerant_streams() -> None:
+    """A terminal that cannot encode a character (LANG=C, latin-1) gets an escape, not a traceback."""
+    for stream, errors in ((sys.stdout, "replace"), (sys.stderr, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors=errors)
+
+
 def main() -> None:
+    _tolerant_streams()
     cli(prog_name="llm-perf-opt")
