@@ -61,18 +61,29 @@ def inputs_document(state: ProfileState) -> dict[str, Any]:
     }
 
 
+def _status(state: ProfileState) -> dict[str, Any]:
+    """The run's status, added to every document artifact (an interrupted run says so in each file)."""
+    status = "incomplete" if state.incomplete else "complete"
+    return {"run_status": status, "incomplete_reason": state.incomplete_reason}
+
+
 def write_runs(state: ProfileState) -> None:
-    """Rewrite ``runs.jsonl`` with every record so far (atomic; called after each timed run)."""
-    lines = [json.dumps(r.to_json(), allow_nan=False) for r in state.records]
-    atomic_write_text(state.output_dir / "runs.jsonl", "".join(line + "\n" for line in lines))
+    """Rewrite ``runs.jsonl`` with every record so far (atomic; called after each timed run).
+
+    In an incomplete run's final write every record carries ``run_status`` / ``incomplete_reason``."""
+    status = _status(state) if state.incomplete else {}
+    lines = [json.dumps({**r.to_json(), **status}, allow_nan=False) for r in state.records]
+    atomic_write_text(state.work_dir / "runs.jsonl", "".join(line + "\n" for line in lines))
 
 
 def write_artifacts(state: ProfileState) -> LLMProfileReport | None:
-    """Write all artifacts from the current state; returns the report (None if it could not be built)."""
-    out = state.output_dir
+    """Write all artifacts from the current state into the run's staging directory, then commit the set
+    (renamed onto ``output_dir`` whole, marked incomplete when interrupted); returns the report (None if
+    it could not be built)."""
+    out = state.work_dir
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_yaml(out / "inputs.yaml", inputs_document(state))
-    atomic_write_json(out / "env.json", state.env)
+    atomic_write_yaml(out / "inputs.yaml", {**inputs_document(state), **_status(state)})
+    atomic_write_json(out / "env.json", {**state.env, **_status(state)})
     write_runs(state)
     report: LLMProfileReport | None = None
     try:
@@ -85,7 +96,10 @@ def write_artifacts(state: ProfileState) -> LLMProfileReport | None:
         dump(profile_summary(report, top_n=state.config.top_k), out / "summary.json")
         atomic_write_text(out / "stakeholder_summary.md", report.notes)
     atomic_write_text(out / "operators.md", render_operators(state))
-    atomic_write_text(out / "assumptions.md", render_assumptions(state))
+    banner = f"> **INCOMPLETE** — {state.incomplete_reason}\n\n" if state.incomplete else ""
+    atomic_write_text(out / "assumptions.md", banner + render_assumptions(state))
     atomic_write_bytes(out / "stage_breakdown.png", render_stage_breakdown(state))
     atomic_write_text(out / "report.md", render_report(state, report))
+    if state.artifacts is not None:
+        state.artifacts.commit(incomplete_reason=state.incomplete_reason)
     return report

@@ -28,10 +28,13 @@ from typing import Any, TypeVar
 import torch
 
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.artifact_set import ArtifactSet
+from llm_perf_opt.io.signals import interruption_name
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.env import capture_environment, detect_hardware, device_name, resolve_device, resolve_dtype
 from llm_perf_opt.profiling.inputs import collect_inputs
 from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, combine, nvtx_range
+from llm_perf_opt.profiling.preflight import check_before_load
 from llm_perf_opt.profiling.records import RunRecord, stage_bounds
 from llm_perf_opt.profiling.session import Batch, ProfileSession, group_batches
 from llm_perf_opt.profiling.state import (
@@ -82,11 +85,23 @@ class LLMProfileRunner:
         dtype = resolve_dtype(cfg.dtype, device)
         run_id = cfg.run_id or new_run_id()
         out = (cfg.output_dir or DEFAULT_OUTPUT_ROOT / run_id).expanduser().resolve()
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--output-dir {out} exists and is not a directory")
-        self._emit("inputs", 0, 1, "collecting images")
-        inputs = collect_inputs(cfg.images, strict=cfg.strict, synthetic_dir=out / "inputs", synthetic_seed=cfg.seed)
-        self._emit("inputs", 1, 1, f"{len(inputs.pages)} images")
+        # Locked and staged from here on: the set appears in `out` whole at the end (see io.artifact_set).
+        artifacts = ArtifactSet(out, kind="profile", run_id=run_id)
+        stage = artifacts.open()
+        try:
+            self._emit("inputs", 0, 1, "collecting images")
+            inputs = collect_inputs(
+                cfg.images, strict=cfg.strict, synthetic_dir=stage / "inputs", synthetic_seed=cfg.seed
+            )
+            if inputs.synthetic:  # held in memory; recorded where they will be after the commit
+                inputs.root_dir = out / "inputs"
+                for page in inputs.pages:
+                    page.path = artifacts.final_path(page.path)
+            self._emit("inputs", 1, 1, f"{len(inputs.pages)} images")
+            check_before_load(cfg, device, [(p.width, p.height) for p in inputs.pages])
+        except BaseException:
+            artifacts.close()
+            raise
         state = ProfileState(
             config=cfg,
             run_id=run_id,
@@ -95,6 +110,7 @@ class LLMProfileRunner:
             device=device,
             dtype=dtype,
             inputs=inputs,
+            artifacts=artifacts,
         )
         state.warnings.extend(i.line() for i in inputs.issues)
         hw = detect_hardware(device)
@@ -123,13 +139,20 @@ class LLMProfileRunner:
 
     def run(self, state: ProfileState | None = None) -> ProfileResult:
         """Measure and write every artifact; on any interruption write them marked incomplete."""
-        from llm_perf_opt.profiling.artifacts import write_artifacts
-
         state = state or self.prepare_state()
         try:
+            return self._measure_and_write(state)
+        finally:  # uncommitted staging (a second Ctrl-C while writing) is removed; the lock is released
+            if state.artifacts is not None:
+                state.artifacts.close()
+
+    def _measure_and_write(self, state: ProfileState) -> ProfileResult:
+        from llm_perf_opt.profiling.artifacts import write_artifacts
+
+        try:
             self._measure(state)
-        except KeyboardInterrupt:
-            state.incomplete_reason = f"interrupted (Ctrl-C) during {state.phase}"
+        except KeyboardInterrupt as exc:
+            state.incomplete_reason = f"interrupted ({interruption_name(exc)}) during {state.phase}"
             write_artifacts(state)
             raise
         except torch.cuda.OutOfMemoryError as exc:
@@ -288,7 +311,7 @@ class LLMProfileRunner:
         state.tables = tables
         for i, batch in enumerate(state.batches):
             self._emit("profile", i, len(state.batches), f"torch.profiler, batch {batch.index}")
-            trace = state.output_dir / "trace.json" if self.config.trace and i == 0 else None
+            trace = state.work_dir / "trace.json" if self.config.trace and i == 0 else None
             collect(functools.partial(self._generate, state, batch, annotated_range), state.device, tables, trace)
             if trace is not None:
                 state.trace_path = trace

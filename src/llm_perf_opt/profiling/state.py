@@ -12,6 +12,7 @@ from attrs import define, field
 
 from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.artifact_set import ArtifactSet
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.inputs import InputCollection
 from llm_perf_opt.profiling.records import RunRecord
@@ -72,10 +73,19 @@ class ProfileState:
     phase_seconds: dict[str, float] = field(factory=dict)
     incomplete_reason: str | None = None
     trace_path: Path | None = None
+    artifacts: ArtifactSet | None = None
+    """The locked, staged output directory; files go to :attr:`work_dir` until it is committed."""
 
     @property
     def incomplete(self) -> bool:
         return self.incomplete_reason is not None
+
+    @property
+    def work_dir(self) -> Path:
+        """Where artifacts are written now: the staging directory until the commit, then ``output_dir``."""
+        if self.artifacts is not None and self.artifacts.stage is not None:
+            return self.artifacts.stage
+        return self.output_dir
 
     @property
     def planned_runs(self) -> int:
