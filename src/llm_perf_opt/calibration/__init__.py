@@ -3,7 +3,7 @@
 Read a profile run (:func:`read_run_dir`: GPU → hardware row by exact CUDA name, model, dtype and
 every exact workload measured), fit the roofline's efficiency factors and per-kernel overhead to it
 (:func:`fit_params` / :func:`fit_run`: see :mod:`.fit` for the method), and compare predicted with
-measured per stage (:func:`compare_workload`, :func:`compare_run`; stage mapping in :mod:`.measured`).
+measured per stage (:func:`compare_workload`, :func:`compare_run`; stage mapping in :mod:`llm_perf_opt.data.stages`).
 Pure Python: no torch, numpy or scipy, so ``analyze`` stays fast and runs anywhere.
 """
 
@@ -12,7 +12,6 @@ from llm_perf_opt.calibration.fit import FitResult, fit_params
 from llm_perf_opt.calibration.measured import (
     FIT_STAGES,
     MEASURED_STAGES,
-    STAGE_LABELS,
     MeasuredWorkload,
     StageSample,
 )
@@ -24,7 +23,6 @@ from llm_perf_opt.calibration.workflow import compare_run, fit_run, with_measure
 __all__ = [
     "FIT_STAGES",
     "MEASURED_STAGES",
-    "STAGE_LABELS",
     "FitResult",
     "FittedParam",
     "MeasuredWorkload",

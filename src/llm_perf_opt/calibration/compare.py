@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from attrs import define, field
 
 from llm_perf_opt.analytic.roofline import RooflineParams
-from llm_perf_opt.calibration.measured import GPU_STAGES, MEASURED_STAGES, STAGE_LABELS, MeasuredWorkload
+from llm_perf_opt.calibration.measured import GPU_STAGES, MeasuredWorkload
 from llm_perf_opt.calibration.predict import StagePredictor
+from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS, MEASURED_STAGES
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 
@@ -25,7 +26,7 @@ class StageComparison:
 
     @property
     def label(self) -> str:
-        return STAGE_LABELS.get(self.stage, self.stage)
+        return MEASURED_STAGE_LABELS.get(self.stage, self.stage)
 
     @property
     def ratio(self) -> float:

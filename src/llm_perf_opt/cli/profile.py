@@ -67,7 +67,7 @@ def _print_summary(result: ProfileResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from llm_perf_opt.reporting.profile_format import STAGE_LABELS, num, pct
+    from llm_perf_opt.reporting.profile_format import METRIC_LABELS, num, pct
 
     state = result.state
     report: Any = result.report
@@ -91,7 +91,7 @@ def _print_summary(result: ProfileResult) -> None:
     ):
         st = aggregates.get(key)
         if st is not None:
-            table.add_row(STAGE_LABELS[key], num(st.mean), num(st.std), num(st.p50), num(st.p95), str(st.count))
+            table.add_row(METRIC_LABELS[key], num(st.mean), num(st.std), num(st.p50), num(st.p95), str(st.count))
     console.print(table)
     if report is not None:
         if state.peaks is not None and state.peaks.tflops and report.analytic.get("total_mfu_raw") is not None:

@@ -29,8 +29,6 @@ import yaml
 from cattrs import Converter, transform_error
 from cattrs.errors import ForbiddenExtraKeysError
 
-from llm_perf_opt.contracts.profile import LLMProfileReportSummary
-from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.io_utils import atomic_write_text
 
@@ -226,21 +224,3 @@ def load(path: str | Path, cls: type[T]) -> T:
     if kind == "json":
         return from_json(text, cls, source=str(path))
     return from_yaml(text, cls, source=str(path))
-
-
-def profile_summary(report: LLMProfileReport, *, top_n: int | None = None) -> LLMProfileReportSummary:
-    """The contract summary of a domain report (copies, so editing one never changes the other).
-
-    ``top_n`` limits ``top_operators`` (all of ``operators_topk`` when None).
-    """
-    ops = report.operators_topk if top_n is None else report.operators_topk[:top_n]
-    return LLMProfileReportSummary(
-        run_id=report.run_id,
-        mfu_model_level=report.mfu_model_level,
-        mfu_per_stage=dict(report.mfu_per_stage),
-        top_operators=[attrs.evolve(op) for op in ops],
-        aggregates={k: attrs.evolve(v) for k, v in report.aggregates.items()},
-        notes=report.notes,
-        incomplete=report.incomplete,
-        warnings=list(report.warnings),
-    )

@@ -2,7 +2,7 @@
 
 ``OperatorSummary`` and ``Stats`` are the contract classes, re-used so a report converts to its
 :class:`~llm_perf_opt.contracts.models.LLMProfileReportSummary` without copying shapes
-(see :func:`llm_perf_opt.contracts.convert.profile_summary`). Serialise with
+(see :func:`profile_summary`). Serialise with
 :mod:`llm_perf_opt.contracts.convert` (``dump`` / ``load``). This module imports no torch.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+import attrs
 from attrs import define, field
 from attrs.validators import instance_of
 
@@ -40,6 +41,7 @@ from llm_perf_opt.contracts.profile import (
     OPERATOR_STAGES,
     TIMED_STAGES,
     Dtype,
+    LLMProfileReportSummary,
     OperatorStage,
     OperatorSummary,
     Stats,
@@ -216,3 +218,21 @@ class LLMProfileReport:
     def timing(self, stage: str, repeat: int | None = None) -> StageTiming | None:
         """The timing of ``stage`` (of one pass, or the mean when ``repeat`` is None); None if absent."""
         return next((t for t in self.timings if t.stage == stage and t.repeat == repeat), None)
+
+
+def profile_summary(report: LLMProfileReport, *, top_n: int | None = None) -> LLMProfileReportSummary:
+    """The contract summary of a domain report (copies, so editing one never changes the other).
+
+    ``top_n`` limits ``top_operators`` (all of ``operators_topk`` when None).
+    """
+    ops = report.operators_topk if top_n is None else report.operators_topk[:top_n]
+    return LLMProfileReportSummary(
+        run_id=report.run_id,
+        mfu_model_level=report.mfu_model_level,
+        mfu_per_stage=dict(report.mfu_per_stage),
+        top_operators=[attrs.evolve(op) for op in ops],
+        aggregates={k: attrs.evolve(v) for k, v in report.aggregates.items()},
+        notes=report.notes,
+        incomplete=report.incomplete,
+        warnings=list(report.warnings),
+    )

@@ -11,7 +11,7 @@ Facade (names load lazily, so importing this package does not import torch)::
 
 Building blocks: :mod:`~.nvtx_ranges` (NVTX + ``record_function`` ranges, no-op fallback),
 :mod:`~.timers` (synchronizing CUDA-event stage clock), :mod:`~.session` (load once, batches),
-:mod:`~.torch_profiler` (operator tables by stage), :mod:`~.mfu`, :mod:`~.stats`,
+:mod:`~.torch_profiler` (operator tables by stage), :mod:`~.mfu` (statistics: :mod:`llm_perf_opt.data.stats`),
 :mod:`~.inputs` (collect/validate images, synthetic pages), :mod:`~.env`, :mod:`~.artifacts`.
 """
 

@@ -6,14 +6,7 @@ override; on CPU or an unknown GPU there is no peak and MFU is reported as not a
 is invented). Bandwidth utilisation = analytic DRAM bytes ÷ time ÷ peak bandwidth. A value above 1
 means the analytic estimate (or the peak) is wrong and is flagged.
 
-Stage mapping (measured ↔ analytic):
-
-* ``vision``    (SAM + CLIP + glue)         ↔ analytic ``vision``
-* ``projector``                              ↔ analytic ``projector``
-* ``prefill_decoder`` (prefill − vision range) ↔ analytic ``prefill`` (decoder only)
-* ``prefill``   (whole first forward)        ↔ vision + projector + prefill
-* ``decode``                                 ↔ analytic ``decode``
-* model level   (whole generate call)        ↔ all four
+Stage mapping (measured ↔ analytic): :mod:`llm_perf_opt.data.stages` (the one definition).
 """
 
 from __future__ import annotations
@@ -23,20 +16,10 @@ from typing import Any
 
 from attrs import define, field
 
+from llm_perf_opt.data.stages import MEASURED_TO_ANALYTIC, MODEL_STAGES, stage_parts
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
-
-ANALYTIC_STAGES: tuple[str, ...] = ("vision", "projector", "prefill", "decode")
-MEASURED_TO_ANALYTIC: dict[str, tuple[str, ...]] = {
-    "vision": ("vision",),
-    "projector": ("projector",),
-    "prefill_decoder": ("prefill",),
-    "prefill": ("vision", "projector", "prefill"),
-    "decode": ("decode",),
-    "total": ANALYTIC_STAGES,
-}
-"""Measured stage → the analytic stages whose FLOPs/bytes it covers."""
 
 
 @define(frozen=True)
@@ -45,6 +28,8 @@ class StageCost:
 
     flops: float
     bytes: float
+    kernels: float = 0.0
+    """Kernel launches of the eager model (the analytic count), 0 when unknown."""
 
 
 @define(kw_only=True)
@@ -117,7 +102,7 @@ def _cost_from(obj: Any) -> StageCost:
         nbytes = _number(obj, "io_gb", "bytes_gb", scale=1e9)
     if flops is None:
         raise TypeError(f"analytic stage totals {type(obj).__name__} carry no flops / flops_tflops")
-    return StageCost(flops=flops, bytes=nbytes or 0.0)
+    return StageCost(flops=flops, bytes=nbytes or 0.0, kernels=_number(obj, "kernels") or 0.0)
 
 
 def analytic_costs(spec: ModelSpec, workload: Workload, *, precision: str) -> dict[str, StageCost]:
@@ -126,7 +111,7 @@ def analytic_costs(spec: ModelSpec, workload: Workload, *, precision: str) -> di
 
     totals = stage_totals(spec, workload, precision=precision)
     out = {}
-    for stage in ANALYTIC_STAGES:
+    for stage in MODEL_STAGES:
         if stage in totals:
             out[stage] = _cost_from(totals[stage])
     return out
@@ -135,10 +120,13 @@ def analytic_costs(spec: ModelSpec, workload: Workload, *, precision: str) -> di
 def measured_costs(costs: Mapping[str, StageCost]) -> dict[str, StageCost]:
     """Costs of every measured stage of :data:`MEASURED_TO_ANALYTIC` (summed analytic stages)."""
     out = {}
-    for measured, parts in MEASURED_TO_ANALYTIC.items():
-        if all(p in costs for p in parts):
+    for measured in MEASURED_TO_ANALYTIC:
+        parts = stage_parts(measured)  # sam/clip map to layer sub-trees, not to stage costs
+        if parts and all(p in costs for p in parts):
             out[measured] = StageCost(
-                flops=sum(costs[p].flops for p in parts), bytes=sum(costs[p].bytes for p in parts)
+                flops=sum(costs[p].flops for p in parts),
+                bytes=sum(costs[p].bytes for p in parts),
+                kernels=sum(costs[p].kernels for p in parts),
             )
     return out
 

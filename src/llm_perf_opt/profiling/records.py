@@ -95,7 +95,7 @@ class RunRecord:
         return max(self.total_ms - self.prefill_ms - self.decode_ms, 0.0)
 
     def stage_times(self) -> dict[str, float]:
-        """Measured stage → ms, the keys of :data:`llm_perf_opt.profiling.mfu.MEASURED_TO_ANALYTIC`."""
+        """Measured stage → ms, the keys of :data:`llm_perf_opt.data.stages.MEASURED_TO_ANALYTIC`."""
         return {
             "vision": self.vision_ms,
             "projector": self.projector_ms,

@@ -20,10 +20,10 @@ from llm_perf_opt.data.profile import (
     RunMeta,
     StageTiming,
 )
+from llm_perf_opt.data.stats import summarize_columns
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.records import METRIC_KEYS, RunRecord
 from llm_perf_opt.profiling.state import ProfileState
-from llm_perf_opt.profiling.stats import summarize_columns
 from llm_perf_opt.profiling.torch_profiler import TABLE_STAGES
 
 MFU_STAGES: tuple[str, ...] = ("vision", "projector", "prefill_decoder", "prefill", "decode")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from llm_perf_opt.contracts.profile import Stats
 
-STAGE_LABELS: dict[str, str] = {
+METRIC_LABELS: dict[str, str] = {
     "total_ms": "Total (generate call)",
     "ttft_ms": "Time to first token",
     "prefill_ms": "Prefill (first forward, vision included)",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from llm_perf_opt.data.profile import LLMProfileReport
+from llm_perf_opt.data.stats import summarize
 from llm_perf_opt.profiling.records import RunRecord
 from llm_perf_opt.profiling.state import ProfileState
-from llm_perf_opt.profiling.stats import summarize
-from llm_perf_opt.reporting.profile_format import STAGE_LABELS, STATS_HEADER, num, pct, sig, stats_row, table
+from llm_perf_opt.reporting.profile_format import METRIC_LABELS, STATS_HEADER, num, pct, sig, stats_row, table
 
 MFU_LABELS: dict[str, str] = {
     "vision": "Vision (SAM + CLIP)",
@@ -75,7 +75,7 @@ def _stage_table(state: ProfileState, report: LLMProfileReport | None) -> list[s
     if not state.records:
         return ["## Stage times", "", "No timed run finished.", ""]
     agg = report.aggregates if report else {}
-    rows = [stats_row(label, agg.get(key)) for key, label in STAGE_LABELS.items() if key in agg]
+    rows = [stats_row(label, agg.get(key)) for key, label in METRIC_LABELS.items() if key in agg]
     lines = ["## Stage times (ms unless noted; over every image × repeat)", "", table(STATS_HEADER, rows, "lrrrrr"), ""]
 
     def mean(key: str) -> float:

@@ -9,8 +9,8 @@ import math
 
 from llm_perf_opt.calibration.compare import WorkloadComparison
 from llm_perf_opt.calibration.fit import FitResult
-from llm_perf_opt.calibration.measured import STAGE_LABELS
 from llm_perf_opt.calibration.run_dir import ProfileRun
+from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS
 from llm_perf_opt.reporting.analytic_markdown import table
 
 MAPPING_NOTE = (
@@ -114,7 +114,7 @@ def render_calibration_md(fit: FitResult, run: ProfileRun) -> str:
     rows = [
         [
             r.key,
-            STAGE_LABELS.get(r.stage, r.stage),
+            MEASURED_STAGE_LABELS.get(r.stage, r.stage),
             _ms(r.measured_ms),
             _ms(r.before_ms),
             pct(r.error_before),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from llm_perf_opt.calibration.measured import MEASURED_STAGES, STAGE_LABELS
 from llm_perf_opt.calibration.validation import TARGET, ValidationResult
+from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS, MEASURED_STAGES
 
 _PLOT_STAGES = ("sam", "clip", "projector", "prefill_decoder", "decode", "total")
 
@@ -43,7 +43,7 @@ def render_scatter(result: ValidationResult, title: str = "") -> bytes:
                 continue
             xs = [r.measured_ms for r in pts if not r.calibration_input]
             ys = [getattr(r, which) for r in pts if not r.calibration_input]
-            ax.scatter(xs, ys, s=22, color=colors(i), label=STAGE_LABELS.get(stage, stage), alpha=0.85)
+            ax.scatter(xs, ys, s=22, color=colors(i), label=MEASURED_STAGE_LABELS.get(stage, stage), alpha=0.85)
             cx = [r.measured_ms for r in pts if r.calibration_input]
             cy = [getattr(r, which) for r in pts if r.calibration_input]
             if cx:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_perf_opt.calibration.compare import WorkloadComparison
-from llm_perf_opt.calibration.measured import MEASURED_STAGES, STAGE_LABELS
 from llm_perf_opt.calibration.validation import TARGET, ValidationResult, ValidationRow
+from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS, MEASURED_STAGES
 from llm_perf_opt.reporting.analytic_markdown import table
 from llm_perf_opt.reporting.validation_compare import FIT_METHOD, GPU_NOTE, MAPPING_NOTE, pct
 
@@ -33,7 +33,7 @@ def _stage_summary(result: ValidationResult) -> str:
         worst = s.worst
         rows.append(
             [
-                STAGE_LABELS.get(s.stage, s.stage),
+                MEASURED_STAGE_LABELS.get(s.stage, s.stage),
                 s.count,
                 f"{s.within_uncalibrated}/{s.count}",
                 f"{s.within_calibrated}/{s.count}",
@@ -64,14 +64,14 @@ def _matrix(result: ValidationResult) -> str:
                 for s in stages
             ]
         )
-    return table(["workload", *[STAGE_LABELS.get(s, s) for s in stages]], rows)
+    return table(["workload", *[MEASURED_STAGE_LABELS.get(s, s) for s in stages]], rows)
 
 
 def _long(result: ValidationResult) -> str:
     rows = [
         [
             _key(r),
-            STAGE_LABELS.get(r.stage, r.stage),
+            MEASURED_STAGE_LABELS.get(r.stage, r.stage),
             _ms(r.measured_ms),
             _ms(r.measured_std_ms),
             _ms(r.uncalibrated_ms),
@@ -149,7 +149,7 @@ def _findings(result: ValidationResult) -> list[str]:
         med = errs[len(errs) // 2]
         bounds = sorted({r.bound_calibrated for r in rows} - {"n/a"})
         line = (
-            f"- **{STAGE_LABELS.get(s.stage, s.stage)}**: calibrated error {pct(errs[0])} … {pct(errs[-1])} "
+            f"- **{MEASURED_STAGE_LABELS.get(s.stage, s.stage)}**: calibrated error {pct(errs[0])} … {pct(errs[-1])} "
             f"(median {pct(med)}); {s.within_calibrated}/{s.count} within ±{TARGET:.0%}"
         )
         if bounds:

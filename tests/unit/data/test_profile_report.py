@@ -11,9 +11,9 @@ import pytest
 import yaml
 from profile_samples import RUN_ID, make_report, op
 
-from llm_perf_opt.contracts.convert import dump, from_json, from_yaml, load, profile_summary, to_json, to_yaml
+from llm_perf_opt.contracts.convert import dump, from_json, from_yaml, load, to_json, to_yaml
 from llm_perf_opt.contracts.models import LLMProfileReportSummary
-from llm_perf_opt.data.profile import InputImage, InputSet, LLMProfileReport, RunMeta, StageTiming
+from llm_perf_opt.data.profile import InputImage, InputSet, LLMProfileReport, RunMeta, StageTiming, profile_summary
 from llm_perf_opt.errors import UserError
 
 

@@ -8,12 +8,12 @@ import time
 import pytest
 import torch
 
+from llm_perf_opt.data.stats import percentile, relative_spread, summarize, summarize_columns
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.profiling import nvtx_ranges
 from llm_perf_opt.profiling.env import resolve_device, resolve_dtype
 from llm_perf_opt.profiling.nvtx_ranges import annotated_range, combine, null_ranges, nvtx_range
 from llm_perf_opt.profiling.records import stage_bounds
-from llm_perf_opt.profiling.stats import percentile, relative_spread, summarize, summarize_columns
 from llm_perf_opt.profiling.timers import StageClock, peak_memory_bytes
 from llm_perf_opt.profiling.torch_profiler import LEAF_STAGES, OperatorTables, collect
 
