@@ -87,7 +87,6 @@ def cli() -> None:
       profile   measure stages and operators of the runnable model on a GPU (or CPU)
       what-if   recompute an analytic report for other GPUs, resolutions, token budgets, batches
       experiment  GPU experiments: decode-bench, validate, e2e, decode-vs-hf
-      experiment  GPU experiments: decode-bench, validate, e2e, decode-vs-hf
     """
 
 
@@ -95,12 +94,10 @@ def _register() -> None:
     # Imported here so `llm-perf-opt --help` and `analyze` never import torch.
     from llm_perf_opt.cli.analyze import analyze
     from llm_perf_opt.cli.experiment import experiment
-    from llm_perf_opt.cli.experiment import experiment
     from llm_perf_opt.cli.profile import profile
     from llm_perf_opt.cli.what_if import what_if
 
     cli.add_command(analyze)
-    cli.add_command(experiment)
     cli.add_command(experiment)
     cli.add_command(profile)
     cli.add_command(what_if)

@@ -11,6 +11,7 @@ import click
 
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import DEFAULT_HARDWARE
+from llm_perf_opt.specs.limits import check_run_id
 from llm_perf_opt.specs.workload import DEFAULT_WORKLOAD
 
 PAGE_SIZE_HELP = "Page size WxH in pixels (e.g. 1654x2339); decides the tile grid in crop mode."
@@ -93,9 +94,7 @@ def analyze(
     calib_run = compare_run = None
     if calibrate_from is not None or compare_with is not None:
         spec, work, hw, dtype, calib_run, compare_run = _with_runs(spec, work, hw, dtype, calibrate_from, compare_with)
-    run = run_id or default_run_id()
-    if "/" in run or run in ("", ".", ".."):
-        raise UserError(f"--run-id {run!r} must be a plain name")
+    run = check_run_id(run_id) if run_id is not None else default_run_id()
     out = Path(output_dir) if output_dir else Path("tmp/profile-output") / run / "static_analysis" / "analytic_model"
     report, summary = analyze_to_dir(
         spec, work, hw, dtype=dtype, calibration=Path(calibration) if calibration else None,

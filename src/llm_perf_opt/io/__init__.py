@@ -9,7 +9,13 @@ output-directory locks, and SIGTERM handled like Ctrl-C. Imports no torch.
 """
 
 from llm_perf_opt.io.artifact_set import MANIFEST, ArtifactSet, read_manifest, verify
-from llm_perf_opt.io.atomic import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_yaml
+from llm_perf_opt.io.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    atomic_write_yaml,
+)
 from llm_perf_opt.io.documents import (
     expect_mapping,
     field_mapping,

@@ -98,7 +98,8 @@ class ArtifactSet:
             os.chmod(self.stage, 0o777 & ~_umask())
         except OSError as exc:
             self.lock.release()
-            raise UserError(f"cannot create a staging directory beside {self.target}: {describe_os_error(exc)}") from None
+            problem = describe_os_error(exc)
+            raise UserError(f"cannot create a staging directory beside {self.target}: {problem}") from None
         atexit.register(self.close)
         return self.stage
 

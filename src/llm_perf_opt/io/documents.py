@@ -104,7 +104,7 @@ def _check_depth(data: Any, source: str) -> None:
 def parse_yaml(text: str, source: str) -> Any:
     """YAML text → Python data with the safe loader; aliases, bad YAML or deep nesting is one UserError."""
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliasLoader)
     except _ShapeError as exc:
         raise UserError(f"{source} {exc}") from None
     except yaml.YAMLError as exc:

@@ -54,7 +54,8 @@ class DirectoryLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
             except OSError as exc:
-                raise UserError(f"{self.option} {self.target}: cannot create lock file: {describe_os_error(exc)}") from None
+                problem = describe_os_error(exc)
+                raise UserError(f"{self.option} {self.target}: cannot create lock file: {problem}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
