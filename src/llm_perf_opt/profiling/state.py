@@ -17,6 +17,7 @@ from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.inputs import InputCollection
 from llm_perf_opt.profiling.records import RunRecord
 from llm_perf_opt.profiling.session import Batch, ProfileSession
+from llm_perf_opt.profiling.timeline import Timeline
 from llm_perf_opt.profiling.torch_profiler import OperatorTables
 
 DEFAULT_OUTPUT_ROOT = Path("tmp/profile-output")
@@ -66,6 +67,8 @@ class ProfileState:
     costs: dict[int, dict[str, mfu_mod.StageCost]] = field(factory=dict)
     records: list[RunRecord] = field(factory=list)
     tables: OperatorTables | None = None
+    timeline: Timeline | None = None
+    """Busy/idle per stage from the profiled window (None without a profiler pass)."""
     peaks: mfu_mod.Peaks | None = None
     warnings: list[str] = field(factory=list)
     notes: list[str] = field(factory=list)

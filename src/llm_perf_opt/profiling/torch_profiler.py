@@ -1,9 +1,19 @@
-"""Operator tables from separate torch.profiler passes (timed runs are never profiled).
+"""Operator tables from a bounded torch.profiler window (timed runs are never profiled).
+
+The window (one per distinct batch shape) is one shortened generate call: the whole prefill (vision
+included) plus ``skip + K`` decode steps; the first ``skip`` decode steps are left out of the tables
+(:class:`StepWindow`). Decode steps are causal, so steps ``skip+1 … skip+K`` of the short call are
+the same work as those steps of the full call.
 
 Every CPU-side operator event is attributed to the innermost enclosing stage range
 (``record_function`` names from :data:`~llm_perf_opt.profiling.nvtx_ranges.STAGE_RANGES`):
 ``sam``, ``clip``, ``projector``, ``vision`` (vision glue outside the three sub-ranges), ``prefill``
 (the decoder part of the first forward), ``decode`` or ``other`` (outside every range).
+
+Two normalisations: :attr:`OperatorTables.leaf` is *per pass over the input set* (each shape's call
+weighted by its number of batches, decode scaled from the window to the run's decode steps: the
+contract's ``OperatorSummary`` semantics); :meth:`OperatorTables.unit_rows` is *per call* for
+vision, projector and prefill and *per decode step* for decode (means over the window).
 
 Times: *total* is inclusive (an ``aten::linear`` includes its ``aten::addmm``), *self* excludes
 child operators. Only self times may be summed — adding totals counts nested operators twice.
@@ -20,7 +30,7 @@ from typing import Any
 
 import torch
 from attrs import define, field
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from llm_perf_opt.contracts.profile import OperatorSummary
 from llm_perf_opt.profiling.nvtx_ranges import STAGE_RANGES
@@ -30,33 +40,98 @@ LEAF_STAGES: tuple[str, ...] = ("sam", "clip", "vision", "projector", "prefill",
 TABLE_STAGES: tuple[str, ...] = ("vision", "sam", "clip", "projector", "prefill", "decode", "other")
 """Stages with a table; the ``vision`` table also holds sam and clip (not projector)."""
 _VISION_PARTS = ("sam", "clip", "vision")
-_SKIP_PREFIXES = ("ProfilerStep", "[memory]", "## ")
+TOKEN_MARK = "llm_perf_opt::token#"
+"""Name prefix of the zero-length marker range opened after token ``i`` (``…#i``) in a profiled call."""
+SKIP_DECODE_STEPS = 3
+"""Decode steps left out at the start of the window: the first steps after prefill can carry
+one-time work (allocator growth, first use of a kernel for the new cache shape)."""
+_SKIP_PREFIXES = ("ProfilerStep", "[memory]", "## ", TOKEN_MARK)
+
+
+@define(kw_only=True)
+class StepWindow:
+    """The profiled window of one generate call: prefill plus decode steps ``skip+1 … skip+steps``.
+
+    ``on_token`` (the generate callback) drops a zero-length marker range after each token; the
+    marker of token ``skip`` opens the decode window. ``produced`` is filled in after the call.
+    """
+
+    skip: int
+    steps: int
+    produced: int | None = None
+
+    @classmethod
+    def plan(cls, max_new_tokens: int, decode_steps: int) -> StepWindow:
+        """``decode_steps`` steps after :data:`SKIP_DECODE_STEPS`, or all of a short generation."""
+        total = max(max_new_tokens - 1, 0)
+        steps = min(decode_steps, total)
+        return cls(skip=min(SKIP_DECODE_STEPS, total - steps), steps=steps)
+
+    @property
+    def new_tokens(self) -> int:
+        """Tokens the profiled call generates: the prefill token, ``skip`` and ``steps`` decode steps."""
+        return 1 + self.skip + self.steps
+
+    @property
+    def window_steps(self) -> int:
+        """Decode steps actually inside the window (fewer when EOS ended the call early)."""
+        produced = self.new_tokens if self.produced is None else self.produced
+        return max(produced - 1 - self.skip, 0)
+
+    def on_token(self, step_index: int, ids: object = None) -> None:
+        with record_function(f"{TOKEN_MARK}{step_index}"):
+            pass
+
+    def describe(self, run_tokens: int) -> str:
+        first = self.skip + 1
+        return (
+            f"prefill (vision included) + decode steps {first}–{self.skip + self.window_steps} "
+            f"of {max(run_tokens - 1, 0)} (K = {self.window_steps}, first {self.skip} left out)"
+        )
+
+
+@contextlib.contextmanager
+def forward_token_marks(module: torch.nn.Module, window: StepWindow) -> Iterator[None]:
+    """Markers from forward calls, for a generate without ``on_token``: the model's forward call
+    ``c`` ≥ 1 is decode step ``c``, which starts right after token ``c − 1``."""
+    calls = [0]
+
+    def hook(_module: torch.nn.Module, _args: object) -> None:
+        if calls[0] >= 1:
+            window.on_token(calls[0] - 1)
+        calls[0] += 1
+
+    handle = module.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @define
 class OpRow:
-    """One operator in one stage (or overall), times in microseconds, per pass over the inputs."""
+    """One operator in one stage (or overall), times in microseconds."""
 
     name: str
     stage: str | None
-    calls: int = 0
+    calls: float = 0.0
     total_cpu_us: float = 0.0
     self_cpu_us: float = 0.0
     total_device_us: float = 0.0
     self_device_us: float = 0.0
 
-    def add(self, other: OpRow) -> None:
-        self.calls += other.calls
-        self.total_cpu_us += other.total_cpu_us
-        self.self_cpu_us += other.self_cpu_us
-        self.total_device_us += other.total_device_us
-        self.self_device_us += other.self_device_us
+    def add(self, other: OpRow, factor: float = 1.0) -> None:
+        self.calls += other.calls * factor
+        self.total_cpu_us += other.total_cpu_us * factor
+        self.self_cpu_us += other.self_cpu_us * factor
+        self.total_device_us += other.total_device_us * factor
+        self.self_device_us += other.self_device_us * factor
 
     def cost_us(self, device_time: bool) -> float:
         """Ranking key: self device time on a GPU, self CPU time otherwise."""
         return self.self_device_us if device_time else self.self_cpu_us
 
-    def to_summary(self, passes: int) -> OperatorSummary:
+    def to_summary(self, passes: int = 1) -> OperatorSummary:
         div = max(passes, 1) * 1000.0
         return OperatorSummary(
             op_name=self.name,
@@ -71,15 +146,35 @@ class OpRow:
 
 @define
 class OperatorTables:
-    """Aggregated operator rows by leaf stage; build tables with :meth:`top` and :meth:`rows`."""
+    """Operator rows by leaf stage: :attr:`leaf` per pass over the inputs, :attr:`unit` per call/step."""
 
     leaf: dict[tuple[str, str], OpRow] = field(factory=dict)
-    passes: int = 0
+    passes: int = 1
+    """Divisor of :attr:`leaf` (1: the rows are already per pass over the input set)."""
     device_time: bool = False
     events: int = 0
+    unit: dict[tuple[str, str], OpRow] = field(factory=dict)
+    """Raw sums over the profiled calls (decode: window steps only); see :meth:`unit_rows`."""
+    unit_counts: dict[str, int] = field(factory=dict)
+    """Leaf stage → profiled calls (decode: profiled window steps): the divisor of :attr:`unit`."""
+    windows: list[str] = field(factory=list)
+    """One description per profiled call (which steps the window holds)."""
 
-    def merge_events(self, events: Iterable[Any]) -> None:
-        """Add the CPU-side operator events of one profiler session."""
+    def merge_events(
+        self,
+        events: Iterable[Any],
+        *,
+        weight: float = 1.0,
+        decode_scale: float = 1.0,
+        window_start_us: float | None = None,
+        decode_steps: int = 1,
+    ) -> None:
+        """Add the CPU-side operator events of one profiled call.
+
+        ``weight``: batches of the run this call stands for; ``decode_scale``: the run's decode
+        steps per window step; decode operators starting before ``window_start_us`` (the skipped
+        steps) are left out; ``decode_steps``: window steps (the per-step divisor).
+        """
         stage_memo: dict[int, str] = {}
         for ev in events:
             if not _is_cpu_op(ev):
@@ -87,23 +182,37 @@ class OperatorTables:
             name = str(ev.name)
             if name in STAGE_RANGES or name.startswith(_SKIP_PREFIXES):
                 continue
-            stage = _leaf_stage(ev, stage_memo)
-            row = self.leaf.setdefault((stage, name), OpRow(name=name, stage=stage))
-            self.events += 1
-            row.add(
-                OpRow(
-                    name=name,
-                    stage=stage,
-                    calls=1,
-                    total_cpu_us=float(ev.cpu_time_total),
-                    self_cpu_us=float(ev.self_cpu_time_total),
-                    total_device_us=_device_total(ev),
-                    self_device_us=_device_self(ev),
-                )
+            stage = leaf_stage(ev, stage_memo)
+            if stage == "decode" and window_start_us is not None and ev.time_range.start <= window_start_us:
+                continue
+            one = OpRow(
+                name=name,
+                stage=stage,
+                calls=1,
+                total_cpu_us=float(ev.cpu_time_total),
+                self_cpu_us=float(ev.self_cpu_time_total),
+                total_device_us=_device_total(ev),
+                self_device_us=_device_self(ev),
             )
+            self.events += 1
+            factor = weight * (decode_scale if stage == "decode" else 1.0)
+            self.leaf.setdefault((stage, name), OpRow(name=name, stage=stage)).add(one, factor)
+            self.unit.setdefault((stage, name), OpRow(name=name, stage=stage)).add(one)
+        for leaf in LEAF_STAGES:
+            self.unit_counts[leaf] = self.unit_counts.get(leaf, 0) + (decode_steps if leaf == "decode" else 1)
         self.device_time = self.device_time or any(r.total_device_us > 0 for r in self.leaf.values())
 
-    def rows(self, stage: str | None = None) -> list[OpRow]:
+    def unit_rows(self, stage: str) -> list[OpRow]:
+        """Rows of one table stage per call (decode: per decode step), means over the window."""
+        out = []
+        for row in self.rows(stage, self.unit):
+            div = max(self.unit_counts.get("decode" if stage == "decode" else "other", 1), 1)
+            scaled = OpRow(name=row.name, stage=row.stage)
+            scaled.add(row, 1.0 / div)
+            out.append(scaled)
+        return out
+
+    def rows(self, stage: str | None = None, source: dict[tuple[str, str], OpRow] | None = None) -> list[OpRow]:
         """Rows of one table stage (``None`` = all stages, merged by operator name), by cost."""
         if stage is None:
             members: tuple[str, ...] = LEAF_STAGES
@@ -112,7 +221,7 @@ class OperatorTables:
         else:
             members = (stage,)
         merged: dict[str, OpRow] = {}
-        for (leaf, name), row in self.leaf.items():
+        for (leaf, name), row in (self.leaf if source is None else source).items():
             if leaf in members:
                 target = merged.setdefault(name, OpRow(name=name, stage=stage))
                 target.add(row)
@@ -165,7 +274,10 @@ def _is_cpu_op(ev: Any) -> bool:
     return not getattr(ev, "is_async", False)
 
 
-def _leaf_stage(ev: Any, memo: dict[int, str]) -> str:
+def leaf_stage(ev: Any, memo: dict[int, str], include_self: bool = False) -> str:
+    """The innermost stage range enclosing ``ev`` (``ev`` itself too with ``include_self``), else other."""
+    if include_self and str(ev.name) in STAGE_RANGES:
+        return str(ev.name)
     chain: list[Any] = []
     parent = getattr(ev, "cpu_parent", None)
     stage = "other"
@@ -229,12 +341,53 @@ def export_trace(prof: Any, path: Path) -> Path:
     return path
 
 
+def window_start_us(events: Iterable[Any], skip: int) -> float | None:
+    """Start (µs, profiler clock) of the marker after token ``skip``: where the decode window opens."""
+    name = f"{TOKEN_MARK}{skip}"
+    return next((float(ev.time_range.start) for ev in events if str(ev.name) == name), None)
+
+
+@define(kw_only=True)
+class ProfiledCall:
+    """The events of one profiled generate call and where its decode window starts."""
+
+    events: Any
+    window: StepWindow | None
+    window_start_us: float | None
+    decode_steps: int
+    """Decode steps inside the window (the per-step divisor)."""
+
+
 def collect(
-    run: Callable[[], object], device: torch.device, tables: OperatorTables, trace_path: Path | None = None
-) -> None:
-    """Profile one call of ``run`` and merge its operators into ``tables``."""
+    run: Callable[[], object],
+    device: torch.device,
+    tables: OperatorTables,
+    trace_path: Path | None = None,
+    *,
+    window: StepWindow | None = None,
+    weight: float = 1.0,
+    run_decode_steps: float | None = None,
+) -> ProfiledCall:
+    """Profile one call of ``run`` and merge its operators into ``tables``.
+
+    With a ``window``, ``run`` must return the generation result and drop the window's token
+    markers; decode rows count the window's steps only and are scaled to ``run_decode_steps``
+    (the decode steps of one timed call). Without markers the whole decode is the window.
+    """
     with profiler_pass(device) as prof:
-        run()
-    tables.merge_events(prof.events())
+        result = run()
+    events = prof.events()
+    start = None
+    steps = 1
+    if window is not None:
+        tokens = getattr(result, "tokens", None)
+        window.produced = int(tokens.shape[1]) if tokens is not None else window.new_tokens
+        start = window_start_us(events, window.skip)
+        if start is None:  # no markers (a generate without on_token): the window is all of decode
+            window.skip = 0
+        steps = window.window_steps
+    scale = run_decode_steps / steps if run_decode_steps and steps else 1.0
+    tables.merge_events(events, weight=weight, decode_scale=scale, window_start_us=start, decode_steps=steps)
     if trace_path is not None:
         export_trace(prof, trace_path)
+    return ProfiledCall(events=events, window=window, window_start_us=start, decode_steps=steps)
