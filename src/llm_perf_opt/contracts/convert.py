@@ -30,12 +30,12 @@ from cattrs import Converter, transform_error
 from cattrs.errors import ForbiddenExtraKeysError
 
 from llm_perf_opt.errors import UserError
-from llm_perf_opt.io_utils import atomic_write_text
+from llm_perf_opt.io.atomic import atomic_write_text
+from llm_perf_opt.io.documents import document_kind, parse_json, parse_yaml
+from llm_perf_opt.io.files import MAX_REPORT_BYTES, read_text
 
 T = TypeVar("T")
 
-JSON_SUFFIXES = (".json",)
-YAML_SUFFIXES = (".yaml", ".yml")
 MAX_PROBLEMS = 5
 """Problems listed in one error line; the rest are counted."""
 
@@ -166,11 +166,7 @@ def to_json(obj: Any, *, indent: int | None = 2) -> str:
 
 def from_json(text: str, cls: type[T], *, source: str = "<json>") -> T:
     """Parse JSON text into ``cls``; errors are one-line UserErrors naming ``source``."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    return structure(data, cls, source=source)
+    return structure(parse_json(text, source), cls, source=source)
 
 
 def to_yaml(obj: Any) -> str:
@@ -180,28 +176,11 @@ def to_yaml(obj: Any) -> str:
 
 def from_yaml(text: str, cls: type[T], *, source: str = "<yaml>") -> T:
     """Parse YAML text into ``cls``; errors are one-line UserErrors naming ``source``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
-    return structure(data, cls, source=source)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return str(problem)
+    return structure(parse_yaml(text, source), cls, source=source)
 
 
 def _format_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in JSON_SUFFIXES:
-        return "json"
-    if suffix in YAML_SUFFIXES:
-        return "yaml"
-    raise UserError(f"{path}: unknown file type {path.suffix or '(none)'!r}; use .json, .yaml or .yml")
+    return document_kind(path)
 
 
 def dump(obj: Any, path: str | Path) -> Path:
@@ -212,15 +191,14 @@ def dump(obj: Any, path: str | Path) -> Path:
 
 
 def load(path: str | Path, cls: type[T]) -> T:
-    """Read a ``cls`` from a JSON or YAML file (by suffix); every failure is a one-line UserError."""
+    """Read a ``cls`` from a JSON or YAML file (by suffix); every failure is a one-line UserError.
+
+    Parsing is :mod:`llm_perf_opt.io.documents` (regular files only, size-capped, no YAML aliases)."""
     path = Path(path)
     kind = _format_of(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
+    if not path.exists():
+        raise UserError(f"{path}: file does not exist")
+    text = read_text(path, "file", max_bytes=MAX_REPORT_BYTES)
     if kind == "json":
         return from_json(text, cls, source=str(path))
     return from_yaml(text, cls, source=str(path))

@@ -82,11 +82,11 @@ def parse_json(text: str, source: str) -> Any:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise UserError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except _ShapeError as exc:
-        raise UserError(f"{source} {exc}") from None
+        raise UserError(f"{source}: {exc}") from None
     except RecursionError:
-        raise UserError(f"{source} nests too deeply to be one of this tool's files") from None
+        raise UserError(f"{source}: nests too deeply to be one of this tool's files") from None
     _check_depth(data, source)
     return data
 
@@ -97,7 +97,7 @@ def _check_depth(data: Any, source: str) -> None:
         value, depth = stack.pop()
         if isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
-                raise UserError(f"{source} nests deeper than {MAX_DEPTH} levels")
+                raise UserError(f"{source}: nests deeper than {MAX_DEPTH} levels")
             stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
 
 
@@ -106,11 +106,11 @@ def parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_NoAliasLoader)
     except _ShapeError as exc:
-        raise UserError(f"{source} {exc}") from None
+        raise UserError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{source} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise UserError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
-        raise UserError(f"{source} nests too deeply to be one of this tool's files") from None
+        raise UserError(f"{source}: nests too deeply to be one of this tool's files") from None
 
 
 def parse_document(text: str, source: str, *, kind: str = "yaml") -> Any:
