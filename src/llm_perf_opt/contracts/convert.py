@@ -198,7 +198,7 @@ def load(path: str | Path, cls: type[T]) -> T:
     kind = _format_of(path)
     if not path.exists():
         raise UserError(f"{path}: file does not exist")
-    text = read_text(path, "file", max_bytes=MAX_REPORT_BYTES)
+    text = read_text(path, "", max_bytes=MAX_REPORT_BYTES)
     if kind == "json":
         return from_json(text, cls, source=str(path))
     return from_yaml(text, cls, source=str(path))

@@ -21,6 +21,10 @@ MAX_REPORT_BYTES = 256 * MiB
 """Cap for files this tool wrote and reads back (an analytic report is ~0.3 MB, profile metrics a few MB)."""
 
 
+def _label(what: str, path: str | Path) -> str:
+    return f"{what} {path}".strip()
+
+
 def _describe(error: OSError) -> str:
     return error.strerror or str(error).splitlines()[0]
 
@@ -36,16 +40,16 @@ def read_bytes(path: str | Path, what: str, *, max_bytes: int = MAX_SPEC_BYTES) 
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist") from None
+        raise UserError(f"{_label(what, path)}: does not exist") from None
     except OSError as exc:
-        raise UserError(f"cannot open {what} {path}: {_describe(exc)}") from None
+        raise UserError(f"{_label(what, path)}: cannot open: {_describe(exc)}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise UserError(f"{what} {path} is {kind}; give the path of a regular file")
+            raise UserError(f"{_label(what, path)}: is {kind}; give the path of a regular file")
         if info.st_size > max_bytes:
-            raise UserError(f"{what} {path} is {info.st_size:,} bytes, over the limit of {max_bytes:,} bytes")
+            raise UserError(f"{_label(what, path)}: {info.st_size:,} bytes, over the limit of {max_bytes:,} bytes")
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -55,10 +59,10 @@ def read_bytes(path: str | Path, what: str, *, max_bytes: int = MAX_SPEC_BYTES) 
             chunks.append(chunk)
             size += len(chunk)
             if size > max_bytes:
-                raise UserError(f"{what} {path} is over the limit of {max_bytes:,} bytes")
+                raise UserError(f"{_label(what, path)}: over the limit of {max_bytes:,} bytes")
         return b"".join(chunks)
     except OSError as exc:
-        raise UserError(f"cannot read {what} {path}: {_describe(exc)}") from None
+        raise UserError(f"{_label(what, path)}: cannot read: {_describe(exc)}") from None
     finally:
         os.close(fd)
 
@@ -69,4 +73,4 @@ def read_text(path: str | Path, what: str, *, max_bytes: int = MAX_SPEC_BYTES) -
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{what} {path} is not UTF-8 text (bad byte at offset {exc.start})") from None
+        raise UserError(f"{_label(what, path)}: cannot read: not UTF-8 text (bad byte at offset {exc.start})") from None
