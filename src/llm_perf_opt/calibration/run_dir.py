@@ -28,6 +28,8 @@ from llm_perf_opt.calibration.measured import MeasuredWorkload, StageSample
 from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HARDWARE_TABLE, HardwareSpec, hardware_for_cuda_name
+from llm_perf_opt.io.documents import parse_json
+from llm_perf_opt.io.files import MAX_REPORT_BYTES, read_text
 from llm_perf_opt.specs.image_tokens import RESOLUTION_MODES, image_token_layout
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
@@ -76,14 +78,9 @@ class ProfileRun:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: file does not exist ({what})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not path.exists():
+        raise UserError(f"{path}: file does not exist ({what})")
+    return parse_json(read_text(path, "", max_bytes=MAX_REPORT_BYTES), str(path))
 
 
 def _load_metrics(run: Path) -> LLMProfileReport:
@@ -103,7 +100,7 @@ def _records(run: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{run} has no runs.jsonl (the raw timed calls 'llm-perf-opt profile' writes)")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "", max_bytes=MAX_REPORT_BYTES).splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -19,6 +19,7 @@ from attrs import define, field
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.files import read_text
 from llm_perf_opt.profiling.synthetic import SYNTHETIC_KINDS, write_synthetic_pages
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -101,10 +102,7 @@ def _scan_directory(directory: Path) -> list[Path]:
 
 
 def _read_list_file(list_file: Path) -> list[str]:
-    try:
-        text = list_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read image list {list_file}: {exc}") from None
+    text = read_text(list_file, "image list")  # regular file, size-capped (a FIFO or /dev/zero is refused)
     out = []
     for raw in text.splitlines():
         line = raw.strip()
