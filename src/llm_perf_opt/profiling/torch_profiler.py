@@ -23,7 +23,6 @@ Device (CUDA) time is the time of the kernels an operator launched.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from attrs import define, field
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from llm_perf_opt.contracts.profile import OperatorSummary
+from llm_perf_opt.io.atomic import atomic_path
 from llm_perf_opt.profiling.nvtx_ranges import STAGE_RANGES
 
 LEAF_STAGES: tuple[str, ...] = ("sam", "clip", "vision", "projector", "prefill", "decode", "other")
@@ -330,14 +330,9 @@ def profiler_pass(device: torch.device) -> Iterator[Any]:
 
 
 def export_trace(prof: Any, path: Path) -> Path:
-    """Write a Chrome/Perfetto trace atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write a Chrome/Perfetto trace atomically (temporary file, then rename: :func:`llm_perf_opt.io.atomic_path`)."""
+    with atomic_path(path) as tmp:
         prof.export_chrome_trace(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
