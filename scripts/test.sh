@@ -20,4 +20,5 @@ python -m pip install --quiet -e ".[dev,nvtx]"
 
 echo "== ruff"; ruff check src tests scripts
 echo "== mypy"; mypy
+echo "== lint-imports (layer contract, pyproject.toml [tool.importlinter])"; lint-imports
 echo "== pytest"; python -m pytest -q "$@"

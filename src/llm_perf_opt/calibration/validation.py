@@ -18,11 +18,12 @@ from llm_perf_opt.analytic.roofline import RooflineParams
 from llm_perf_opt.calibration.fit import FitResult
 from llm_perf_opt.calibration.measured import MEASURED_STAGES, MeasuredWorkload
 from llm_perf_opt.calibration.predict import StagePredictor
+from llm_perf_opt.data.stages import ACCURACY_TARGET
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
 
-TARGET = 0.15
+TARGET = ACCURACY_TARGET
 """Accuracy target after calibration: |predicted / measured − 1| ≤ 15 %."""
 
 

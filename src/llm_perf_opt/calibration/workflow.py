@@ -23,8 +23,14 @@ from llm_perf_opt.calibration.fit import FitResult, fit_params
 from llm_perf_opt.calibration.predict import StagePredictor
 from llm_perf_opt.calibration.run_dir import ProfileRun
 from llm_perf_opt.contracts.analytic import DeepSeekOCRAnalyticReportSummary
+from llm_perf_opt.contracts.convert import unstructure
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.io_utils import atomic_write_text
+from llm_perf_opt.reporting.validation_compare import (
+    render_calibration_md,
+    render_calibration_yaml,
+    render_comparison_md,
+)
 
 CALIBRATION_FILE = "calibration.yaml"
 FIT_FILE = "calibration_fit.json"
@@ -76,13 +82,6 @@ def write_extras(
     compare_run_: ProfileRun | None = None,
 ) -> list[Path]:
     """calibration.yaml / calibration_fit.json / comparison.json, and the report.md sections."""
-    from llm_perf_opt.contracts.convert import unstructure
-    from llm_perf_opt.reporting.validation_compare import (
-        render_calibration_md,
-        render_calibration_yaml,
-        render_comparison_md,
-    )
-
     out_dir = Path(out_dir)
     written: list[Path] = []
     sections: list[str] = []

@@ -80,3 +80,7 @@ OPERATOR_TABLE_STAGES: tuple[str, ...] = ("vision", "sam", "clip", "projector", 
 def stage_parts(measured: str) -> tuple[str, ...]:
     """Analytic stages of a measured stage, ignoring sub-tree entries (for stage-level FLOPs/bytes)."""
     return tuple(p for p in MEASURED_TO_ANALYTIC[measured] if "/" not in p)
+
+
+ACCURACY_TARGET = 0.15
+"""A stage prediction counts as accurate within ±15 % of the measured time (validation tables and plots)."""

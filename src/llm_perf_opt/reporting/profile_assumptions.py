@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from llm_perf_opt.profiling.state import ProfileState
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.profiling.state import ProfileState
 
 
 def render_assumptions(state: ProfileState) -> str:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from llm_perf_opt.profiling.state import ProfileState
-from llm_perf_opt.profiling.torch_profiler import LEAF_STAGES, TABLE_STAGES, OperatorTables
+from typing import TYPE_CHECKING
+
+from llm_perf_opt.data.stages import OPERATOR_LEAF_STAGES, OPERATOR_TABLE_STAGES
 from llm_perf_opt.reporting.profile_format import LEAF_LABELS, num, pct, table
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.profiling.state import ProfileState
+    from llm_perf_opt.profiling.torch_profiler import OperatorTables
 
 EXPLANATION = """\
 How to read these tables:
 
-- Times are per pass over the input set (every batch once), from separate torch.profiler passes;
-  timed runs are never profiled.
+- The operators come from a bounded torch.profiler window (timed runs are never profiled): per
+  distinct batch shape, one generate call with the whole prefill (vision included) and a few decode
+  steps; the window is named below.
+- The stage sums and the overall table are **per pass over the input set** (every batch once): each
+  shape's call counts once per batch of that shape, and decode is scaled from the window's steps to
+  the run's decode steps. The per-stage tables are **per call** (vision, projector, prefill) and
+  **per decode step** (decode), means over the window.
 - **Total** time is inclusive: `aten::linear` includes the `aten::addmm` it calls. **Self** time
   excludes child operators. Only self times add up — summing totals counts nested operators twice.
 - **CUDA** time is the device time of the kernels the operator launched (empty on CPU).
@@ -23,18 +33,19 @@ How to read these tables:
 """
 
 
-def _rows(tables: OperatorTables, stage: str | None, k: int) -> list[list[str]]:
+def _rows(tables: OperatorTables, stage: str | None, k: int, per_unit: bool = False) -> list[list[str]]:
     dev = tables.device_time
-    rows = tables.top(k, stage)
-    total_cost = sum(r.cost_us(dev) for r in tables.rows(stage)) or 1.0
-    div = max(tables.passes, 1) * 1000.0
+    every = tables.unit_rows(stage) if per_unit and stage is not None else tables.rows(stage)
+    rows = every[:k]
+    total_cost = sum(r.cost_us(dev) for r in every) or 1.0
+    div = 1000.0 if per_unit else max(tables.passes, 1) * 1000.0
     out = []
     for r in rows:
         line = [f"`{r.name}`"]
         if stage is None:
             line.append(r.stage or "—")
         line += [
-            str(round(r.calls / max(tables.passes, 1))),
+            f"{r.calls:.3g}" if per_unit else str(round(r.calls / max(tables.passes, 1))),
             num(r.total_cpu_us / div, 3),
             num(r.self_cpu_us / div, 3),
         ]
@@ -63,13 +74,14 @@ def render_operators(state: ProfileState) -> str:
         return "\n".join([*lines, f"No operator data: {reason}.", ""])
     dev = tables.device_time
     lines += [EXPLANATION.format(cost="CUDA" if dev else "CPU"), ""]
+    lines += ["Profiled window:", "", *(f"- {w}" for w in tables.windows), ""]
     if state.incomplete:
         lines += [f"> INCOMPLETE run: {state.incomplete_reason}", ""]
     sums = tables.stage_self_us()
     total_cpu = sum(c for c, _ in sums.values())
     total_dev = sum(d for _, d in sums.values())
     rows = []
-    for leaf in LEAF_STAGES:
+    for leaf in OPERATOR_LEAF_STAGES:
         cpu, d = sums[leaf]
         rows.append(
             [LEAF_LABELS[leaf], num(cpu / 1000, 3), pct(cpu / total_cpu if total_cpu else None)]
@@ -82,14 +94,16 @@ def render_operators(state: ProfileState) -> str:
     head = ["Stage (disjoint)", "Self CPU ms", "Share"] + (["Self CUDA ms", "Share"] if dev else [])
     lines += ["## Where operator time goes (self times, disjoint stages: these add up)", "", table(head, rows), ""]
     k = cfg.top_k
-    lines += [f"## Top {k} operators overall", "", table(_header(dev, True), _rows(tables, None, k)), ""]
-    for stage in TABLE_STAGES:
-        body = _rows(tables, stage, k)
+    lines += [f"## Top {k} operators overall (per pass over the input set)", ""]
+    lines += [table(_header(dev, True), _rows(tables, None, k)), ""]
+    for stage in OPERATOR_TABLE_STAGES:
+        body = _rows(tables, stage, k, per_unit=True)
         if body:
-            lines += [f"## Top {k} operators in {stage}", "", table(_header(dev, False), body), ""]
+            unit = "per decode step" if stage == "decode" else "per call"
+            lines += [f"## Top {k} operators in {stage} ({unit})", "", table(_header(dev, False), body), ""]
     if state.trace_path:
         lines += [
-            f"Chrome/Perfetto trace of the first profiled batch: `{state.trace_path.name}` "
+            f"Chrome/Perfetto trace of the first profiled window: `{state.trace_path.name}` "
             "(open in https://ui.perfetto.dev or chrome://tracing).",
             "",
         ]

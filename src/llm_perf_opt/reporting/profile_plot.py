@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from llm_perf_opt.profiling.records import RunRecord
-from llm_perf_opt.profiling.state import ProfileState
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.profiling.records import RunRecord
+    from llm_perf_opt.profiling.state import ProfileState
+
 
 SEGMENTS: tuple[tuple[str, str, str], ...] = (
     ("sam_ms", "SAM", "#4C72B0"),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.data.stats import summarize
-from llm_perf_opt.profiling.records import RunRecord
-from llm_perf_opt.profiling.state import ProfileState
 from llm_perf_opt.reporting.profile_format import METRIC_LABELS, STATS_HEADER, num, pct, sig, stats_row, table
+from llm_perf_opt.reporting.profile_timeline import timeline_section
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.profiling.records import RunRecord
+    from llm_perf_opt.profiling.state import ProfileState
 
 MFU_LABELS: dict[str, str] = {
     "vision": "Vision (SAM + CLIP)",
@@ -198,7 +202,7 @@ def _operators(state: ProfileState, report: LLMProfileReport | None) -> list[str
             [
                 f"`{row.name}`",
                 row.stage or "—",
-                str(row.calls),
+                str(round(row.calls)),
                 num(row.self_cpu_us / 1000, 3),
                 num(row.self_device_us / 1000, 3) if dev else "—",
             ]
@@ -225,6 +229,7 @@ def render_report(state: ProfileState, report: LLMProfileReport | None) -> str:
     lines += _stage_table(state, report)
     lines += ["![Stage breakdown](stage_breakdown.png)", ""]
     lines += _mfu_table(state, report)
+    lines += timeline_section(state)
     lines += _per_image(state)
     lines += _operators(state, report)
     lines += _warnings(state, report)
@@ -233,7 +238,8 @@ def render_report(state: ProfileState, report: LLMProfileReport | None) -> str:
         "## Files",
         "",
         "metrics.json (LLMProfileReport), summary.json (LLMProfileReportSummary), runs.jsonl (raw runs), "
-        "operators.md, stakeholder_summary.md, assumptions.md, inputs.yaml, env.json, stage_breakdown.png"
+        "operators.md, stakeholder_summary.md, assumptions.md, inputs.yaml, env.json, stage_breakdown.png, "
+        "timeline.png, roofline.png"
         + (", trace.json (Chrome/Perfetto trace of the first profiled batch)" if state.trace_path else "")
         + ".",
         "",

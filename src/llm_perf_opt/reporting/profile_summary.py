@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llm_perf_opt.data.profile import LLMProfileReport
-from llm_perf_opt.profiling.state import ProfileState
 from llm_perf_opt.reporting.profile_format import LEAF_LABELS, num, pct
+from llm_perf_opt.reporting.profile_timeline import decode_advice, decode_sentence, summary_lines
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.profiling.state import ProfileState
 
 _PARTS: tuple[tuple[str, str], ...] = (
     ("vision_ms", "reading the page image (vision encoders SAM + CLIP)"),
@@ -55,7 +60,7 @@ def _cost_centres(state: ProfileState) -> list[str]:
         stage = LEAF_LABELS.get(row.stage or "other", row.stage or "other")
         lines.append(
             f"{i}. `{row.name}` in **{stage}** — {pct(row.cost_us(dev) / total)} of all operator "
-            f"{'GPU' if dev else 'CPU'} time ({row.calls // max(tables.passes, 1)} calls per pass)"
+            f"{'GPU' if dev else 'CPU'} time ({round(row.calls / max(tables.passes, 1))} calls per pass)"
         )
     return lines
 
@@ -96,7 +101,10 @@ def _next_steps(state: ProfileState, report: LLMProfileReport) -> list[str]:
         decode = (_mean(report, "decode_ms") or 0.0) / total
         vision = ((_mean(report, "vision_ms") or 0.0) + (_mean(report, "projector_ms") or 0.0)) / total
         bw = report.analytic.get("decode_bw_util_raw")
-        if decode > 0.5:
+        measured = decode_sentence(state)
+        if decode > 0.5 and measured:
+            steps.append(f"Decode dominates, and {measured}. " + decode_advice(state))
+        elif decode > 0.5:
             if bw is not None and bw < 0.3:
                 steps.append(
                     "Decode dominates and uses little bandwidth, so it is bound by kernel-launch and Python "
@@ -139,6 +147,7 @@ def render_stakeholder_summary(state: ProfileState, report: LLMProfileReport) ->
         "## Where the time goes",
         "",
         *_where_time_goes(report),
+        *summary_lines(state),
         "",
         "## Top 3 cost centres",
         "",

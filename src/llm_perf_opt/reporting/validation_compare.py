@@ -6,12 +6,15 @@ Pure string building (no torch, numpy or matplotlib).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from llm_perf_opt.calibration.compare import WorkloadComparison
-from llm_perf_opt.calibration.fit import FitResult
-from llm_perf_opt.calibration.run_dir import ProfileRun
 from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS
 from llm_perf_opt.reporting.analytic_markdown import table
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.calibration.compare import WorkloadComparison
+    from llm_perf_opt.calibration.fit import FitResult
+    from llm_perf_opt.calibration.run_dir import ProfileRun
 
 MAPPING_NOTE = (
     "Stage mapping: the profiler's `prefill` range is the whole first forward, with vision (SAM, CLIP) and the "

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-from llm_perf_opt.calibration.validation import TARGET, ValidationResult
+from llm_perf_opt.data.stages import ACCURACY_TARGET as TARGET
 from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS, MEASURED_STAGES
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.calibration.validation import ValidationResult
 
 _PLOT_STAGES = ("sam", "clip", "projector", "prefill_decoder", "decode", "total")
 

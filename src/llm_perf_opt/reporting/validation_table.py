@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llm_perf_opt.calibration.compare import WorkloadComparison
-from llm_perf_opt.calibration.validation import TARGET, ValidationResult, ValidationRow
+from llm_perf_opt.data.stages import ACCURACY_TARGET as TARGET
 from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS, MEASURED_STAGES
 from llm_perf_opt.reporting.analytic_markdown import table
 from llm_perf_opt.reporting.validation_compare import FIT_METHOD, GPU_NOTE, MAPPING_NOTE, pct
+
+if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
+    from llm_perf_opt.calibration.compare import WorkloadComparison
+    from llm_perf_opt.calibration.validation import ValidationResult, ValidationRow
 
 DAGGER = "†"
 
