@@ -46,6 +46,11 @@ def prepare_target(target: Path, option: str = "--output-dir") -> Path:
     target = Path(os.path.abspath(os.path.expanduser(target)))
     if target.exists() and not target.is_dir():
         raise UserError(f"{option} {target} exists and is not a directory")
+    for ancestor in target.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise UserError(f"{option} {target}: {ancestor} is a file, not a directory")
+            break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
