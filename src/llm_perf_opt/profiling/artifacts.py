@@ -22,6 +22,7 @@ from llm_perf_opt.reporting.profile_operators import render_operators
 from llm_perf_opt.reporting.profile_plot import render_stage_breakdown
 from llm_perf_opt.reporting.profile_report import render_report
 from llm_perf_opt.reporting.profile_summary import render_stakeholder_summary
+from llm_perf_opt.reporting.profile_timeline_plot import render_roofline, render_timeline
 
 ARTIFACTS: tuple[str, ...] = (
     "report.md",
@@ -34,6 +35,8 @@ ARTIFACTS: tuple[str, ...] = (
     "assumptions.md",
     "runs.jsonl",
     "stage_breakdown.png",
+    "timeline.png",
+    "roofline.png",
 )
 
 
@@ -99,6 +102,8 @@ def write_artifacts(state: ProfileState) -> LLMProfileReport | None:
     banner = f"> **INCOMPLETE** — {state.incomplete_reason}\n\n" if state.incomplete else ""
     atomic_write_text(out / "assumptions.md", banner + render_assumptions(state))
     atomic_write_bytes(out / "stage_breakdown.png", render_stage_breakdown(state))
+    atomic_write_bytes(out / "timeline.png", render_timeline(state))
+    atomic_write_bytes(out / "roofline.png", render_roofline(state))
     atomic_write_text(out / "report.md", render_report(state, report))
     if state.artifacts is not None:
         state.artifacts.commit(incomplete_reason=state.incomplete_reason)

@@ -107,6 +107,8 @@ class Timeline:
     timed_step_ms: float | None = None
     """Mean decode step of the timed runs (decode_ms / decode steps) to compare the window with."""
     decode_mode: str | None = None
+    host_bound_busy: float = HOST_BOUND_BUSY
+    """The busy fraction below which :meth:`verdict` says host-bound (readable by the renderers)."""
 
     def add_call(self, call: ProfiledCall) -> None:
         """Add one profiled call's activities (kernels on a GPU, operators on a CPU)."""
@@ -148,7 +150,7 @@ class Timeline:
             return "no GPU kernels (CPU run)"
         if frac is None:
             return "no kernels"
-        if frac < HOST_BOUND_BUSY:
+        if frac < self.host_bound_busy:
             return f"host-bound: GPU busy {frac:.0%} of the {'step' if stage == 'decode_step' else 'stage'}"
         cost = self.costs.get(stage)
         if cost is None or not cost.bytes or not (peaks and peaks.tflops and peaks.bandwidth_tbs):
