@@ -11,12 +11,12 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-# CPU-only machines: take the CPU build of torch first, so the package's bare `torch`
+# CPU-only machines: take the CPU build of torch first, so the [profile] extra's unpinned `torch>=2.4`
 # requirement is already met and pip pulls no CUDA packages.
 if ! python -c "import torch" 2>/dev/null; then
   python -m pip install --quiet "torch==2.13.0"
 fi
-python -m pip install --quiet -e ".[dev,nvtx]"
+python -m pip install --quiet -e ".[all,dev]"
 
 echo "== ruff"; ruff check src tests scripts
 echo "== mypy"; mypy
