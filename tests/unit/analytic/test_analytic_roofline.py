@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_perf_opt.analytic.base import Precision
-from llm_perf_opt.analytic.primitives import Elementwise, Linear, SwiGLU
+from llm_perf_opt.analytic.primitives import Elementwise, Linear
 from llm_perf_opt.analytic.roofline import DEFAULT_COMPUTE_EFFICIENCY, Roofline, RooflineParams, peak_rates
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HARDWARE_TABLE, HardwareSpec
@@ -45,13 +45,6 @@ def test_memory_and_launch_bound() -> None:
     assert rl.time(tiny).total_s == pytest.approx(40 / 0.5e12 + 5e-6)
 
 
-def test_composite_time_is_the_sum_of_children() -> None:
-    rl = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(), "bf16")
-    mlp = SwiGLU(tokens=64, hidden=1280, inter=6848)
-    total = sum(rl.time(c.layer).total_s * c.count for c in mlp.children())
-    assert rl.time(mlp).total_s == pytest.approx(total)
-
-
 def test_compute_dtype_picks_the_peak_and_achievable_scales_it() -> None:
     assert peak_rates(TOY, RooflineParams(), "bf16") == (100e12, 1e12)
     assert peak_rates(TOY, RooflineParams(), "fp8") == (200e12, 1e12)
@@ -70,7 +63,8 @@ def test_fp8_weights_halve_weight_traffic() -> None:
 def test_params_defaults_and_validation() -> None:
     p = RooflineParams()
     assert p.bandwidth_efficiency == 0.9 and p.launch_overhead_us == 5.0 and not p.use_achievable_peaks
-    assert p.compute_efficiency == DEFAULT_COMPUTE_EFFICIENCY
+    assert p.compute_efficiency["vision_attention"] == 0.5 and p.compute_efficiency["moe_router"] == 0.5
+    assert p.compute_efficiency["vision_conv"] == 0.7 and p.compute_efficiency["moe_experts"] == 0.6
     assert p.compute_efficiency["vision_attention"] < p.compute_efficiency["vision_mlp"]
     partial = RooflineParams(compute_efficiency={"lm_head": 0.9})  # a fitted subset keeps the other defaults
     assert partial.efficiency("lm_head") == 0.9 and partial.efficiency("norm") == DEFAULT_COMPUTE_EFFICIENCY["norm"]

@@ -18,6 +18,21 @@ from llm_perf_opt.specs.workload import DEFAULT_PROMPT_TOKENS
 PAGE_SIZES = [(300, 400), (640, 640), (641, 500), (900, 1200), (1654, 2339), (2000, 1000), (1024, 1024), (3000, 420)]
 
 
+@pytest.mark.parametrize(
+    ("size", "grid", "tokens"),
+    [
+        # Gundam: global 1024 px view -> 16x16 tokens + 16 row newlines = 272; 640 px tiles -> 10x10 each,
+        # laid out as (rows*10) x (cols*10 + 1 newline); + 1 view separator.
+        ((3000, 1000), (3, 1), 272 + 10 * (30 + 1) + 1),  # 583
+        ((2000, 1000), (4, 2), 272 + 20 * (40 + 1) + 1),  # 1093
+    ],
+)
+def test_gundam_token_count_by_hand(size: tuple[int, int], grid: tuple[int, int], tokens: int) -> None:
+    page = prepare_page(Image.new("RGB", size, (10, 200, 30)), resolution_mode("gundam"))
+    assert page.tile_grid == grid
+    assert page.num_image_tokens == tokens
+
+
 @pytest.mark.parametrize("mode_name", sorted(RESOLUTION_MODES))
 @pytest.mark.parametrize("size", PAGE_SIZES)
 def test_token_count_equals_layout(mode_name: str, size: tuple[int, int]) -> None:
