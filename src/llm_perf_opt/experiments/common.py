@@ -77,21 +77,30 @@ def decode_options(mode: str, on_token: Callable[[int, Any], None] | None = None
     return out
 
 
-def profile_config(**values: Any) -> Any:
+def default_decode_mode(device_type: str) -> str:
+    """The mode ``generate`` runs when no ``decode_mode`` is passed (graph on CUDA once it exists)."""
+    if "decode_mode" not in generate_parameters():
+        return "eager"
+    from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode
+
+    return str(resolve_decode_mode(None, device_type))
+
+
+def profile_config(device_type: str, **values: Any) -> Any:
     """A :class:`ProfileConfig` of ``values``; ``decode_mode`` is dropped while the config lacks it.
 
-    Dropping it is only right for ``eager`` (what the code without the field runs); ``graph`` there
-    is a UserError naming the missing feature.
+    Dropping it is only right when the requested mode is the one the runner runs anyway on
+    ``device_type`` (:func:`default_decode_mode`); any other is a UserError naming the missing feature.
     """
     from llm_perf_opt.profiling.state import ProfileConfig
 
-    fields = attrs.fields_dict(ProfileConfig)
     mode = values.get("decode_mode")
-    if "decode_mode" not in fields:
+    if "decode_mode" not in attrs.fields_dict(ProfileConfig):
         # TODO(issue 9, lead): remove once ProfileConfig.decode_mode exists.
         values.pop("decode_mode", None)
-        if mode not in (None, "eager"):
-            raise UserError(f"decode mode {mode}: ProfileConfig has no decode_mode field yet")
+        runs = default_decode_mode(device_type)
+        if mode not in (None, runs):
+            raise UserError(f"decode mode {mode}: ProfileConfig has no decode_mode field yet (profile runs {runs})")
     return ProfileConfig(**values)
 
 

@@ -64,14 +64,16 @@ class E2EConfig:
 
 def run_e2e(cfg: E2EConfig, log: Log = quiet) -> dict[str, Any]:
     """Profile, compare, check; the result is written to ``<out>/e2e.json`` and returned."""
+    from llm_perf_opt.profiling.env import resolve_device
     from llm_perf_opt.profiling.runner import run_profile
     from llm_perf_opt.profiling.synthetic import write_synthetic_pages
 
     page = write_synthetic_pages(cfg.out / "page", seed=cfg.seed, kinds=("mixed_layout",))[0][0]
     config = profile_config(
-        model=cfg.model, weights="random", images=(str(page),), mode=cfg.mode, max_crops=cfg.max_crops,
-        repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=cfg.new_tokens, device=cfg.device, dtype=cfg.dtype,
-        torch_profiler=False, output_dir=cfg.out / "run", run_id="e2e", seed=cfg.seed, decode_mode=cfg.decode_mode,
+        resolve_device(cfg.device).type, model=cfg.model, weights="random", images=(str(page),), mode=cfg.mode,
+        max_crops=cfg.max_crops, repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=cfg.new_tokens,
+        device=cfg.device, dtype=cfg.dtype, torch_profiler=False, output_dir=cfg.out / "run", run_id="e2e",
+        seed=cfg.seed, decode_mode=cfg.decode_mode,
     )
     log(f"profile run: {cfg.model} {cfg.mode}, {cfg.new_tokens} tokens, {cfg.repeats} timed calls")
     run_profile(config)

@@ -273,9 +273,10 @@ def _run_entry(cfg: ValidateConfig, entry: Entry, session: Any) -> None:
     from llm_perf_opt.profiling.runner import run_profile
 
     config = profile_config(
-        model=cfg.model, weights="random", images=_pages(cfg, entry), mode=entry.mode, max_crops=cfg.max_crops,
-        repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=entry.tokens, batch_size=entry.batch,
-        device=str(session.device), dtype=session.dtype, torch_profiler=False, output_dir=run_dir(cfg.out, entry),
-        run_id=f"validate-{entry.execution}-{entry.id}", seed=cfg.seed, decode_mode=entry.execution,
+        session.device.type, model=cfg.model, weights="random", images=_pages(cfg, entry), mode=entry.mode,
+        max_crops=cfg.max_crops, repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=entry.tokens,
+        batch_size=entry.batch, device=str(session.device), dtype=session.dtype, torch_profiler=False,
+        output_dir=run_dir(cfg.out, entry), run_id=f"validate-{entry.execution}-{entry.id}", seed=cfg.seed,
+        decode_mode=entry.execution,
     )
     run_profile(config, session=session)
