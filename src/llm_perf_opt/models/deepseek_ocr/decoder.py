@@ -162,6 +162,37 @@ class DecoderAttention(PackedModule):
             out = attend(q, k, v, impl=self.attn_impl, mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, nh * self.head_dim))
 
+    def forward_static(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor],
+        pos: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> torch.Tensor:
+        """One decode token per row with shapes that never change (CUDA-graph capturable).
+
+        x [B, 1, H]; ``pos`` [1] int64 on the device is the position written; ``kv`` are the
+        cache views of one KV-length bucket [B, kv_heads, L, d]; ``visible`` [1, 1, 1, L] bool
+        masks the positions after ``pos``. Attention reads all L slots of the bucket, so the work
+        depends on the bucket, not on the exact length: the price of never asking the host.
+        """
+        b = x.shape[0]
+        nh, nkv = self.num_heads, self.num_kv_heads
+        qkv = F.linear(x, self.qkv_weight).view(b, 1, nh + 2 * nkv, self.head_dim)
+        qk = apply_rope(qkv[:, :, : nh + nkv], cos, sin)
+        q = qk[:, :, :nh].transpose(1, 2)
+        cache_k, cache_v = kv
+        cache_k.index_copy_(2, pos, qk[:, :, nh:].transpose(1, 2))
+        cache_v.index_copy_(2, pos, qkv[:, :, nh + nkv :].transpose(1, 2))
+        k, v = cache_k, cache_v
+        if nkv != nh:
+            k = k.repeat_interleave(nh // nkv, dim=1)
+            v = v.repeat_interleave(nh // nkv, dim=1)
+        out = attend(q, k, v, impl=self.attn_impl, mask=visible)
+        return self.o_proj(out.transpose(1, 2).reshape(b, 1, nh * self.head_dim))
+
 
 class SwiGLU(PackedModule):
     """DeepseekV2MLP: down(silu(gate(x)) · up(x)), no bias. ``pack`` fuses gate and up."""
@@ -271,10 +302,17 @@ class MoE(PackedModule):
             return "grouped"
         return "loop"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def static_impl(self, x: torch.Tensor) -> str:
+        """A dispatch whose shapes do not depend on the routing: ``grouped`` where it runs, else ``gather``."""
+        if x.device.type == "cuda" and x.dtype == torch.bfloat16 and _cuda_grouped_mm_ok(x.device):
+            return "grouped"
+        return "gather"
+
+    def forward(self, x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
+        """``impl`` overrides :attr:`impl` for this call (the static decode step passes its own)."""
         flat = x.reshape(-1, x.shape[-1])
         weights, ids = self.gate(flat)
-        y = self.routed(flat, weights, ids)
+        y = self.routed(flat, weights, ids, impl)
         if self.shared_experts is not None:
             y = y + self.shared_experts(flat)
         return y.view_as(x)
@@ -282,10 +320,12 @@ class MoE(PackedModule):
     def _act(self, gate_up: torch.Tensor) -> torch.Tensor:
         return F.silu(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :]
 
-    def routed(self, x: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def routed(
+        self, x: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor, impl: str | None = None
+    ) -> torch.Tensor:
         """Σ_k weights[:, k] · expert_{ids[:, k]}(x) for x [N, H]."""
         n, k = ids.shape
-        impl = self.resolve_impl(x)
+        impl = impl or self.resolve_impl(x)
         flat_ids = ids.reshape(-1)
         if impl == "gather":
             pairs = x.unsqueeze(1).expand(n, k, x.shape[-1]).reshape(n * k, -1, 1)
@@ -338,3 +378,19 @@ class DecoderLayer(nn.Module):
     ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv, start)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+    def forward_static(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor],
+        pos: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decode step of :meth:`DecoderAttention.forward_static`; MoE with a routing-independent dispatch."""
+        x = x + self.self_attn.forward_static(self.input_layernorm(x), cos, sin, kv, pos, visible)
+        h = self.post_attention_layernorm(x)
+        if isinstance(self.mlp, MoE):
+            return x + self.mlp(h, impl=self.mlp.static_impl(h))
+        return x + self.mlp(h)

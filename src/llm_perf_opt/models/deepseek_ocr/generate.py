@@ -1,5 +1,9 @@
 """Greedy generation in the gpt-fast style: ``prefill`` and ``decode_step`` over our own KV cache.
 
+Two decode modes (:data:`DECODE_MODES`): ``eager`` runs each step's kernels from Python with a
+cache of exactly the needed length; ``graph`` replays a captured static-shape step
+(:mod:`.static_decode`), so the GPU, not the host, sets the pace. Prefill and vision are eager in both.
+
 Host syncs: none per decode step while EOS is masked (``min_new_tokens`` not reached) and
 ``no_repeat_ngram_size`` is 0; otherwise one per step (the EOS check, like transformers' stopping
 criteria; the n-gram ban needs the ids on the host). Tokens stay on the device until the end.
@@ -7,6 +11,7 @@ criteria; the n-gram ban needs the ids on the host). Tokens stay on the device u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +21,42 @@ from llm_perf_opt.models.deepseek_ocr.common import Ranges, null_ranges, sdpa_ba
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
 from llm_perf_opt.models.deepseek_ocr.preprocess import ModelInputs
+from llm_perf_opt.models.deepseek_ocr.static_decode import StaticDecoder
+
+DECODE_MODES = ("graph", "eager")
+"""``graph``: captured static-shape decode step (CUDA only); ``eager``: kernels issued one by one."""
+
+TokenCallback = Callable[[int, torch.Tensor], None]
+"""``on_token(index, ids)``: called after token ``index`` (0 = the prefill's) with ids [B] on the device."""
+
+
+def resolve_decode_mode(mode: str | None, device: torch.device | str) -> str:
+    """``None`` → ``graph`` on CUDA, ``eager`` elsewhere; ``graph`` off CUDA is an error."""
+    dev = torch.device(device)
+    if mode is None:
+        return "graph" if dev.type == "cuda" else "eager"
+    if mode not in DECODE_MODES:
+        raise UserError(f"unknown decode mode {mode!r}; valid: {', '.join(DECODE_MODES)}")
+    if mode == "graph" and dev.type != "cuda":
+        raise UserError(f"--decode-mode graph needs a CUDA device (got {dev}); use --decode-mode eager")
+    return mode
+
+
+def static_decoder(model: DeepseekOCRForCausalLM, batch: int, max_len: int) -> StaticDecoder:
+    """The model's graph decoder for ``batch`` rows and ≥ ``max_len`` positions, captured on first use.
+
+    Kept on the model (one per batch size; a longer request replaces it), so repeated generations
+    replay the same graphs. Call it before timing: capture is the expensive part
+    (``StaticDecoder.capture_seconds``).
+    """
+    decoders: dict[int, StaticDecoder] = model.__dict__.setdefault("_static_decoders", {})
+    found = decoders.get(batch)
+    if found is None or found.capacity < max_len:
+        decoders.pop(batch, None)
+        found = decoders[batch] = StaticDecoder(model, batch=batch, capacity=max_len)
+    found.cache.length = 0
+    found.capture()
+    return found
 
 OFFICIAL_NO_REPEAT_NGRAM_SIZE = 20
 """The HF ``infer()`` default (35 in its eval mode); our default is 0 (off) for timing runs."""
@@ -32,6 +73,10 @@ class GenerationResult:
     """Positions held in the KV cache at the end: T + N − 1 (the last token is never fed back)."""
     kv_cache_bytes: int
     """Bytes held by used cache positions: 2·layers·kv_heads·head_dim·dtype bytes·B·cache_len."""
+    decode_mode: str = "eager"
+    """How the decode steps ran: ``graph`` (replayed CUDA graphs) or ``eager``."""
+    capture_seconds: float = 0.0
+    """Graph capture time spent inside this call (0 when the graphs already existed)."""
 
     @property
     def num_new_tokens(self) -> int:
@@ -103,13 +148,18 @@ def generate(
     min_new_tokens: int | None = None,
     no_repeat_ngram_size: int = 0,
     ranges: Ranges = null_ranges,
+    decode_mode: str | None = None,
+    on_token: TokenCallback | None = None,
 ) -> GenerationResult:
     """Greedy decoding of up to ``max_new_tokens`` ids per row (the first one from prefill).
 
     EOS is masked until ``min_new_tokens`` ids exist, so random weights generate exactly N with
     min = max = N. ``ranges`` gets "prefill" (vision included, up to the first token) and then
-    "decode" (all remaining steps).
+    "decode" (all remaining steps). ``decode_mode`` is one of :data:`DECODE_MODES` (None: graph
+on CUDA, eager elsewhere);
+    ``on_token`` is called after every token (e.g. to step a profiler's schedule).
     """
+    decode_mode = resolve_decode_mode(decode_mode, model.device)
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
     if min_new_tokens is not None and min_new_tokens < 0:
@@ -119,7 +169,17 @@ def generate(
     min_new = min(min_new_tokens or 0, max_new_tokens)
     eos = model.spec.eos_token_id
     batch, prompt_len = inputs.batch_size, inputs.prompt_len
-    cache = new_cache(model, batch, prompt_len + max(max_new_tokens - 1, 0))
+    max_len = prompt_len + max(max_new_tokens - 1, 0)
+    graphs: StaticDecoder | None = None
+    capture_before = 0.0
+    if decode_mode == "graph":
+        existing = model.__dict__.get("_static_decoders", {}).get(batch)
+        reused = existing is not None and existing.capacity >= max_len
+        capture_before = existing.capture_seconds if reused else 0.0
+        graphs = static_decoder(model, batch, max_len)
+        cache = graphs.cache
+    else:
+        cache = new_cache(model, batch, max_len)
     ban = _NgramBan(no_repeat_ngram_size, inputs.input_ids) if no_repeat_ngram_size > 0 else None
 
     # Staged before the timed stages (see ModelInputs.to).
@@ -149,13 +209,23 @@ def generate(
             logits = prefill(model, inputs, cache, ranges)
             ids = pick(logits) if max_new_tokens > 0 else logits.argmax(dim=-1)
             produced = min(max_new_tokens, 1)
+            if on_token is not None and produced:
+                on_token(0, ids)
         with ranges("decode"):
             while produced < max_new_tokens:
                 if produced > min_new and bool(finished.all()):  # one sync, only once EOS is allowed
                     break
-                ids = pick(decode_step(model, ids, cache))
+                logits = graphs.step(ids) if graphs is not None else decode_step(model, ids, cache)
+                ids = pick(logits)
+                if on_token is not None:
+                    on_token(produced, ids)
                 produced += 1
         tokens = out[:, :produced].cpu()
     return GenerationResult(
-        tokens=tokens, prompt_len=prompt_len, cache_len=cache.length, kv_cache_bytes=cache.used_bytes
+        tokens=tokens,
+        prompt_len=prompt_len,
+        cache_len=cache.length,
+        kv_cache_bytes=cache.used_bytes,
+        decode_mode=decode_mode,
+        capture_seconds=(graphs.capture_seconds - capture_before) if graphs is not None else 0.0,
     )

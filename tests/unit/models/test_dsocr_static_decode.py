@@ -1,0 +1,108 @@
+"""The static-shape decode step (the body of the CUDA graph) against the dynamic one, on CPU.
+
+The graph replays exactly :meth:`StaticDecoder._compute`; running it without capture checks the
+math that the graph freezes: device-side position, bucketed attention with a mask, routing-independent
+MoE dispatch. Capture and replay themselves need CUDA (test at the end, skipped here).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.models.deepseek_ocr import (
+    DeepseekOCRForCausalLM,
+    build_inputs,
+    build_model,
+    decode_step,
+    generate,
+    new_cache,
+    prefill,
+    prepare_page,
+)
+from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode
+from llm_perf_opt.models.deepseek_ocr.static_decode import StaticDecoder, bucket_capacity, bucket_lengths
+from llm_perf_opt.specs.image_tokens import resolution_mode
+from llm_perf_opt.specs.model_spec import ModelSpec
+
+
+def test_bucket_arithmetic_by_hand() -> None:
+    assert [bucket_capacity(n, 256) for n in (0, 1, 256, 257, 1000)] == [256, 256, 256, 512, 1024]
+    # positions 250..600 with buckets of 256 need lengths 256 (pos ≤ 255), 512, 768 (pos 600 → 601 slots)
+    assert bucket_lengths(250, 600, 256) == [256, 512, 768]
+    assert bucket_lengths(0, 0, 256) == [256]
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_static_step_equals_dynamic_step_across_buckets(
+    tiny_model: DeepseekOCRForCausalLM, tiny_spec: ModelSpec, page_image: Image.Image, batch: int
+) -> None:
+    page = prepare_page(page_image, resolution_mode("tiny"))
+    inputs = build_inputs(tiny_spec, [page] * batch)
+    steps = 20
+    max_len = inputs.prompt_len + steps
+    # A bucket of 8 positions makes the 20 steps cross two or three bucket boundaries.
+    static = StaticDecoder(tiny_model, batch=batch, capacity=max_len, bucket=8, use_graphs=False)
+    dynamic = new_cache(tiny_model, batch, max_len)
+    first_static = prefill(tiny_model, inputs, static.cache)
+    first_dynamic = prefill(tiny_model, inputs, dynamic)
+    torch.testing.assert_close(first_static, first_dynamic, rtol=0, atol=0)
+    ids = first_dynamic.argmax(-1)
+    for _ in range(steps):
+        want = decode_step(tiny_model, ids, dynamic)
+        got = static.step(ids).clone()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        ids = want.argmax(-1)
+    assert static.cache.length == dynamic.length == max_len
+    torch.testing.assert_close(static.cache.buffer[..., :max_len, :], dynamic.buffer, rtol=1e-5, atol=1e-5)
+
+
+def test_static_step_uses_routing_independent_moe(tiny_model: DeepseekOCRForCausalLM) -> None:
+    from llm_perf_opt.models.deepseek_ocr.decoder import MoE
+
+    moe = next(m for m in tiny_model.modules() if isinstance(m, MoE))
+    assert moe.static_impl(torch.zeros(1, tiny_model.spec.decoder.hidden_size)) == "gather"
+
+
+def test_generate_calls_on_token_for_every_token(
+    tiny_model: DeepseekOCRForCausalLM, tiny_spec: ModelSpec, page_image: Image.Image
+) -> None:
+    inputs = build_inputs(tiny_spec, [prepare_page(page_image, resolution_mode("tiny"))])
+    seen: list[tuple[int, list[int]]] = []
+    result = generate(
+        tiny_model, inputs, max_new_tokens=5, min_new_tokens=5, on_token=lambda i, ids: seen.append((i, ids.tolist()))
+    )
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4]
+    assert [ids[0] for _, ids in seen] == result.tokens[0].tolist()
+    assert result.decode_mode == "eager" and result.capture_seconds == 0.0
+
+
+def test_decode_mode_resolution() -> None:
+    assert resolve_decode_mode(None, "cpu") == "eager"
+    assert resolve_decode_mode(None, "cuda:0") == "graph"
+    assert resolve_decode_mode("eager", "cuda") == "eager"
+    with pytest.raises(UserError, match="needs a CUDA device"):
+        resolve_decode_mode("graph", "cpu")
+    with pytest.raises(UserError, match="unknown decode mode 'fast'"):
+        resolve_decode_mode("fast", "cpu")
+
+
+def test_capture_refuses_a_filled_cache(tiny_model: DeepseekOCRForCausalLM) -> None:
+    static = StaticDecoder(tiny_model, batch=1, capacity=16, bucket=8, use_graphs=False)
+    assert static.capacity == 16 and static.num_graphs == 0
+    static.capture()  # no graphs on CPU: nothing to do
+    assert static.num_graphs == 0
+    with pytest.raises(ValueError, match="CUDA"):
+        StaticDecoder(tiny_model, batch=1, capacity=16, use_graphs=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_tokens_equal_eager(tiny_spec: ModelSpec, page_image: Image.Image) -> None:
+    model = build_model(tiny_spec, device="cuda", dtype=torch.float32, seed=0)
+    inputs = build_inputs(tiny_spec, [prepare_page(page_image, resolution_mode("tiny"))])
+    eager = generate(model, inputs, max_new_tokens=40, min_new_tokens=40, decode_mode="eager")
+    graph = generate(model, inputs, max_new_tokens=40, min_new_tokens=40, decode_mode="graph")
+    assert graph.decode_mode == "graph" and graph.capture_seconds > 0
+    assert torch.equal(eager.tokens, graph.tokens)
