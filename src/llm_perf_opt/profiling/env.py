@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+import llm_perf_opt
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HardwareSpec, hardware_for_cuda_name
 from llm_perf_opt.profiling.nvtx_ranges import nvtx_backend
@@ -136,6 +137,10 @@ def capture_environment(device: torch.device, *, seed: int, extra: dict[str, Any
         "cpu_count": os.cpu_count(),
         "torch_num_threads": torch.get_num_threads(),
         "nvtx_backend": nvtx_backend(),
+        "llm_perf_opt_version": llm_perf_opt.__version__,
+        # Where the package was imported from: the git state below is of the current directory's
+        # repository, which need not be the code that ran (an installed wheel, another checkout).
+        "llm_perf_opt_location": str(Path(llm_perf_opt.__file__).resolve().parent),
         "repo_root": str(root),
         "git": git_state(root),
         "seeds": {"torch": seed, "synthetic_pages": seed},
