@@ -107,7 +107,9 @@ class StaticDecoder:
         visible = (self.positions[:length] <= self.pos).view(1, 1, 1, length)
         for i, layer in enumerate(inner.layers):
             keys, values = self.cache.layer(i)
-            x = cast(DecoderLayer, layer).forward_static(x, cos, sin, (keys[:, :, :length], values[:, :, :length]), self.pos, visible)
+            x = cast(DecoderLayer, layer).forward_static(
+                x, cos, sin, (keys[:, :, :length], values[:, :, :length]), self.pos, visible
+            )
         self.logits.copy_(self.model.lm_head(inner.norm(x))[:, 0])
 
     def buckets_for(self, first: int, last: int) -> list[int]:
