@@ -254,7 +254,7 @@ def _load(cfg: ValidateConfig, log: Log) -> Any:
 
 def _pages(cfg: ValidateConfig, entry: Entry) -> tuple[str, ...]:
     """Page files: none for batch 1 on A4 (the runner's built-in pages); else B (or 3) of the size."""
-    from llm_perf_opt.profiling.synthetic import write_synthetic_pages
+    from llm_perf_opt.profiling.synthetic import SYNTHETIC_KINDS, write_synthetic_pages
 
     if entry.batch == 1 and entry.page_size == A4_200DPI:
         return ()
@@ -264,7 +264,10 @@ def _pages(cfg: ValidateConfig, entry: Entry) -> tuple[str, ...]:
     seed = 0
     while len(paths) < count:
         folder = cfg.out / "pages" / f"{w}x{h}" / f"seed{seed}"
-        paths += [p for p, _ in write_synthetic_pages(folder, size=(w, h), seed=cfg.seed + seed)]
+        files = [folder / f"synthetic_{kind}.png" for kind in SYNTHETIC_KINDS]  # drawn once, reused by later runs
+        if not all(f.is_file() for f in files):
+            files = [p for p, _ in write_synthetic_pages(folder, size=(w, h), seed=cfg.seed + seed)]
+        paths += files
         seed += 1
     return tuple(str(p) for p in paths[: entry.batch if entry.batch > 1 else count])
 
