@@ -17,11 +17,9 @@ artifact, marked incomplete, with what finished.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import importlib
-import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +35,7 @@ from llm_perf_opt.profiling.env import capture_environment, detect_hardware, dev
 from llm_perf_opt.profiling.inputs import collect_inputs
 from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, combine, nvtx_range
 from llm_perf_opt.profiling.preflight import check_before_load
+from llm_perf_opt.profiling.profile_window import profile_windows
 from llm_perf_opt.profiling.records import RunRecord, stage_bounds
 from llm_perf_opt.profiling.session import Batch, ProfileSession, group_batches
 from llm_perf_opt.profiling.state import (
@@ -49,9 +48,7 @@ from llm_perf_opt.profiling.state import (
     ProgressEvent,
     new_run_id,
 )
-from llm_perf_opt.profiling.timeline import Timeline, mean_costs, stage_costs
 from llm_perf_opt.profiling.timers import StageClock, peak_memory_bytes, reset_peak_memory
-from llm_perf_opt.profiling.torch_profiler import OperatorTables, StepWindow, collect, forward_token_marks
 from llm_perf_opt.specs.workload import Workload
 
 T = TypeVar("T")
@@ -310,95 +307,8 @@ class LLMProfileRunner:
         return record
 
     def _profiler_passes(self, state: ProfileState) -> None:
-        """One bounded torch.profiler window per distinct batch shape (:class:`StepWindow`): the whole
-        prefill plus ``--profile-decode-steps`` decode steps, scaled to the run where totals are shown."""
-        cfg = self.config
-        tables = OperatorTables(passes=1)
-        state.tables = tables
-        timeline = state.timeline = Timeline(decode_mode=self._profile_decode_mode(state))
-        shapes: dict[tuple[object, ...], list[Batch]] = {}
-        for batch in state.batches:
-            shapes.setdefault(batch.shape_key, []).append(batch)
-        groups = list(shapes.values())
-        costs = []
-        for i, group in enumerate(groups):
-            batch = group[0]
-            self._emit("profile", i, len(groups), f"torch.profiler window, batch {batch.index}")
-            window = StepWindow.plan(cfg.max_new_tokens, cfg.profile_decode_steps)
-            run_steps = self._run_decode_steps(state, group)
-            trace = state.work_dir / "trace.json" if cfg.trace and i == 0 else None
-            call = collect(
-                functools.partial(self._profiled_generate, state, batch, window),
-                state.device,
-                tables,
-                trace,
-                window=window,
-                weight=len(group),
-                run_decode_steps=run_steps,
-            )
-            timeline.add_call(call)
-            tables.windows.append(
-                f"batch {batch.index} ({len(group)} batch(es) of this shape): " + window.describe(round(run_steps) + 1)
-            )
-            if trace is not None:
-                state.trace_path = trace
-            if batch.index in state.costs:
-                costs.append(stage_costs(state.costs[batch.index], max(cfg.max_new_tokens - 1, 0)))
-        timeline.costs = mean_costs(costs)
-        decode = [c.get("decode") for c in (state.costs.get(g[0].index, {}) for g in groups)]
-        kernels = [d.kernels for d in decode if d is not None and d.kernels]
-        if kernels and cfg.max_new_tokens > 1:
-            timeline.analytic_kernels_per_step = sum(kernels) / len(kernels) / (cfg.max_new_tokens - 1)
-        steps = [
-            r.decode_ms / (r.new_tokens - 1)
-            for r in state.records
-            if r.new_tokens > 1 and getattr(r, "decode_mode", None) in (None, timeline.decode_mode)
-        ]
-        timeline.timed_step_ms = sum(steps) / len(steps) if steps else None
-        self._emit("profile", len(groups), len(groups))
-
-    def _run_decode_steps(self, state: ProfileState, group: list[Batch]) -> float:
-        """Decode steps of one timed call of this shape (mean over its timed runs; planned if none)."""
-        indices = {b.index for b in group}
-        steps = [r.new_tokens - 1 for r in state.records if r.batch_index in indices]
-        return sum(steps) / len(steps) if steps else float(max(self.config.max_new_tokens - 1, 0))
-
-    def _profile_decode_mode(self, state: ProfileState) -> str | None:
-        """The decode mode the window runs in: the timed runs' mode (``both``: graph on CUDA)."""
-        mode = getattr(self.config, "decode_mode", None)
-        if mode == "both":
-            return "graph" if state.device.type == "cuda" else "eager"
-        if mode is None and "decode_mode" in inspect.signature(self._loaded(state).generate).parameters:
-            return "graph" if state.device.type == "cuda" else "eager"
-        return mode
-
-    def _loaded(self, state: ProfileState) -> ProfileSession:
-        assert state.session is not None
-        return state.session
-
-    def _profiled_generate(self, state: ProfileState, batch: Batch, window: StepWindow) -> Any:
-        """The shortened generate call of the window, with a marker range after every token."""
-        session = self._loaded(state)
-        cfg = self.config
-        tokens = window.new_tokens
-        min_new = tokens if cfg.min_new_tokens is None else min(cfg.min_new_tokens, tokens)
-        params = inspect.signature(session.generate).parameters
-        kwargs: dict[str, Any] = {"ranges": annotated_range}
-        marks: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        if "on_token" in params:
-            kwargs["on_token"] = window.on_token
-        elif isinstance(session.model, torch.nn.Module):
-            marks = forward_token_marks(session.model, window)
-        if "decode_mode" in params and state.timeline is not None and state.timeline.decode_mode:
-            kwargs["decode_mode"] = state.timeline.decode_mode
-        with marks:
-            return session.generate(
-                batch,
-                max_new_tokens=tokens,
-                min_new_tokens=min_new,
-                no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                **kwargs,
-            )
+        """The bounded operator-profiling windows (see :mod:`~llm_perf_opt.profiling.profile_window`)."""
+        profile_windows(state, self.config, self._emit)
 
     # ------------------------------------------------------------------ analytic and MFU
 
