@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from llm_perf_opt.cli import cli
-from llm_perf_opt.contracts.convert import load
 from llm_perf_opt.contracts.profile import LLMProfileReportSummary
 from llm_perf_opt.data.profile import LLMProfileReport
+from llm_perf_opt.io.convert import load
 from llm_perf_opt.profiling.artifacts import ARTIFACTS
 from llm_perf_opt.profiling.synthetic import SYNTHETIC_KINDS, synthetic_page
 

@@ -66,7 +66,7 @@ def precision_for(dtype: str | Precision) -> Precision:
 
 def load_roofline_params(path: str | Path) -> RooflineParams:
     """RooflineParams from a YAML/JSON file (e.g. fitted by a calibration run)."""
-    from llm_perf_opt.contracts.convert import load
+    from llm_perf_opt.io.convert import load
 
     return load(path, RooflineParams)
 

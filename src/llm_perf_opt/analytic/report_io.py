@@ -55,7 +55,7 @@ def load_report(path: str | Path) -> AnalyticModelReport:
     Every failure — missing file, malformed JSON/YAML, another kind of file, another schema
     version, fields that do not validate — is one :class:`UserError` line naming the file.
     """
-    from llm_perf_opt.contracts.convert import structure
+    from llm_perf_opt.io.convert import structure
 
     p = resolve_report_path(path)
     data = _parse(p)

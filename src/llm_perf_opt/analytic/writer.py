@@ -16,9 +16,9 @@ import yaml
 
 from llm_perf_opt.analytic.layer_pages import layer_pages
 from llm_perf_opt.contracts.analytic import DeepSeekOCRAnalyticReportSummary
-from llm_perf_opt.contracts.convert import unstructure
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.io.artifact_set import ArtifactSet
+from llm_perf_opt.io.convert import unstructure
 from llm_perf_opt.reporting.analytic_markdown import render_layer_pages, render_report_md
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

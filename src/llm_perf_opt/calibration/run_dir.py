@@ -84,7 +84,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _load_metrics(run: Path) -> LLMProfileReport:
-    from llm_perf_opt.contracts.convert import load
+    from llm_perf_opt.io.convert import load
 
     metrics = run / "metrics.json"
     if not metrics.is_file():

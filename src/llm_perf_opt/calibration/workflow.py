@@ -23,8 +23,8 @@ from llm_perf_opt.calibration.fit import FitResult, fit_params
 from llm_perf_opt.calibration.predict import StagePredictor
 from llm_perf_opt.calibration.run_dir import ProfileRun
 from llm_perf_opt.contracts.analytic import DeepSeekOCRAnalyticReportSummary
-from llm_perf_opt.contracts.convert import unstructure
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
+from llm_perf_opt.io.convert import unstructure
 from llm_perf_opt.io_utils import atomic_write_text
 from llm_perf_opt.reporting.validation_compare import (
     render_calibration_md,

@@ -88,7 +88,7 @@ def analyze(
     report, summary, out = result.report, result.summary, result.output_dir
     calib_run, compare_run = result.calibrated_from, result.compared_with
     if as_json:
-        from llm_perf_opt.contracts.convert import converter
+        from llm_perf_opt.io.convert import converter
 
         click.echo(json.dumps(converter.unstructure(summary), indent=2))
         return

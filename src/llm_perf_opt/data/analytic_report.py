@@ -4,7 +4,7 @@
 roofline parameters, precision), so ``what-if`` can load a report, override any of them and call
 the same :mod:`llm_perf_opt.analytic.api` functions. Units: ``*_tflops`` 10^12 FLOPs (multiply-add
 = 2), ``*_tb`` 10^12 bytes, ``*_gb`` 10^9 bytes, ``*_ms`` milliseconds. Serialise with
-:mod:`llm_perf_opt.contracts.convert`. This module imports no torch.
+:mod:`llm_perf_opt.io.convert`. This module imports no torch.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``OperatorSummary`` and ``Stats`` are the contract classes, re-used so a report converts to its
 :class:`~llm_perf_opt.contracts.models.LLMProfileReportSummary` without copying shapes
 (see :func:`profile_summary`). Serialise with
-:mod:`llm_perf_opt.contracts.convert` (``dump`` / ``load``). This module imports no torch.
+:mod:`llm_perf_opt.io.convert` (``dump`` / ``load``). This module imports no torch.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def table_for(folder: Path, *, calibrate_on: str, hardware: Any = None) -> dict[
     """Calibration, rows and counts of one execution mode's run directories."""
     from llm_perf_opt.calibration import fit_params, read_run_dir
     from llm_perf_opt.calibration.validation import validate
-    from llm_perf_opt.contracts.convert import unstructure
+    from llm_perf_opt.io.convert import unstructure
 
     execution = folder.name
     dirs, skipped = _runs(folder)

@@ -4,6 +4,7 @@ output-directory locks, and SIGTERM handled like Ctrl-C. Imports no torch.
 * :mod:`.files` — read regular files only, with a size cap (``--model /dev/zero`` is one error line).
 * :mod:`.documents` — parse JSON / YAML (aliases, NaN, deep nesting refused) and check shapes.
 * :mod:`.atomic` — write one file atomically.
+* :mod:`.convert` — the package's one cattrs converter: attrs objects ⇄ JSON / YAML files.
 * :mod:`.artifact_set` — write a run's whole output directory all-or-nothing, under a lock.
 * :mod:`.signals` — SIGTERM as KeyboardInterrupt.
 """

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_perf_opt.contracts.convert import dump
 from llm_perf_opt.data.profile import LLMProfileReport, profile_summary
+from llm_perf_opt.io.convert import dump
 from llm_perf_opt.io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_yaml
 from llm_perf_opt.profiling.report_build import build_report, operator_summaries
 from llm_perf_opt.profiling.state import ProfileState

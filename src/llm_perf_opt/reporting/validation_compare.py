@@ -152,7 +152,7 @@ def render_calibration_md(fit: FitResult, run: ProfileRun) -> str:
 
 def render_calibration_yaml(fit: FitResult, run: ProfileRun) -> str:
     """RooflineParams YAML (loadable by ``--calibration``) under a comment header with the provenance."""
-    from llm_perf_opt.contracts.convert import to_yaml
+    from llm_perf_opt.io.convert import to_yaml
 
     head = [
         "# Roofline parameters fitted by `llm-perf-opt analyze --calibrate-from`.",

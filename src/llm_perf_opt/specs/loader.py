@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_perf_opt.errors import UserError, unknown_id
+from llm_perf_opt.io.convert import structure
 from llm_perf_opt.io.documents import expect_mapping, load_document
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, ClipSpec, DecoderSpec, ModelSpec, SamSpec
 
@@ -59,8 +60,6 @@ def spec_from_config(config: dict[str, Any], name: str, source: str | None = Non
     if config.get("llm_perf_opt_spec") is not None:
         # Written by our own save_checkpoint: the complete spec, including encoder widths that
         # the official config has no key for (tiny variants).
-        from llm_perf_opt.contracts.convert import structure
-
         full = _section(config, "llm_perf_opt_spec", source)
         return structure({**full, "name": name}, ModelSpec, source=source)
     if config.get("use_mla"):

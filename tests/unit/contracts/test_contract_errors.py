@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from llm_perf_opt.contracts.convert import MAX_PROBLEMS, dump, load
 from llm_perf_opt.contracts.models import (
     DeepSeekOCRAnalyticModel,
     LLMProfileReportSummary,
@@ -14,6 +13,7 @@ from llm_perf_opt.contracts.models import (
     Stats,
 )
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.convert import MAX_PROBLEMS, dump, load
 
 
 def _load_error(path: Path, cls: type) -> str:

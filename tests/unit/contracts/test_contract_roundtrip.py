@@ -10,7 +10,10 @@ import attrs
 import pytest
 import yaml
 
-from llm_perf_opt.contracts.convert import (
+from llm_perf_opt.contracts.models import CONTRACT_CLASSES, LLMProfileRequest, OperatorSummary, Stats
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.hardware.table import HARDWARE_TABLE, HardwareSpec
+from llm_perf_opt.io.convert import (
     converter,
     dump,
     from_json,
@@ -21,9 +24,6 @@ from llm_perf_opt.contracts.convert import (
     to_yaml,
     unstructure,
 )
-from llm_perf_opt.contracts.models import CONTRACT_CLASSES, LLMProfileRequest, OperatorSummary, Stats
-from llm_perf_opt.errors import UserError
-from llm_perf_opt.hardware.table import HARDWARE_TABLE, HardwareSpec
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, ModelSpec
 from llm_perf_opt.specs.workload import WORKLOAD_PROFILES, Workload
 

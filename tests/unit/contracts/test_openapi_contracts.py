@@ -16,9 +16,9 @@ import pytest
 import yaml
 from contract_samples import make_samples
 
-from llm_perf_opt.contracts.convert import unstructure
 from llm_perf_opt.contracts.models import CONTRACT_CLASSES
 from llm_perf_opt.contracts.openapi import OPENAPI_RELPATH, build_openapi, build_schemas, type_schema
+from llm_perf_opt.io.convert import unstructure
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = REPO_ROOT / OPENAPI_RELPATH

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from profile_samples import RUN_ID, make_report, op
 
-from llm_perf_opt.contracts.convert import dump, from_json, from_yaml, load, to_json, to_yaml
 from llm_perf_opt.contracts.models import LLMProfileReportSummary
 from llm_perf_opt.data.profile import InputImage, InputSet, LLMProfileReport, RunMeta, StageTiming, profile_summary
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.convert import dump, from_json, from_yaml, load, to_json, to_yaml
 
 
 def _default_of(attribute: attrs.Attribute[Any]) -> Any:
