@@ -212,21 +212,34 @@ def _in_window(call: ProfiledCall, stage: str, start_us: float) -> bool:
 
 
 def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[tuple[float, float, int]]]:
-    """Timeline stage → (start, end, kernels) of each device activity its operators launched."""
-    by_id = {
-        ev.id: ev
-        for ev in call.events
-        if getattr(ev, "device_type", None) == DeviceType.CPU
-        and str(getattr(ev, "activity_type", "cpu_op")) in ("cpu_op", "user_annotation")
-    }
+    """Timeline stage → (start, end, kernels) of each device activity its operators launched.
+
+    The decode window is decided by the host time of the launch (the CUDA runtime call sharing the
+    kernel's correlation id), not by the enclosing operator: a replayed CUDA graph is launched
+    inside the long ``decode`` range itself, and the GPU may run well behind the host.
+    """
+    by_id: dict[int, Any] = {}
+    launches: dict[int, Any] = {}
+    for ev in call.events:
+        if getattr(ev, "device_type", None) != DeviceType.CPU:
+            continue
+        kind = str(getattr(ev, "activity_type", "cpu_op"))
+        if kind in ("cpu_op", "user_annotation"):
+            by_id[ev.id] = ev
+        elif kind in ("cuda_runtime", "cuda_driver"):
+            launches[ev.id] = ev
     memo: dict[int, str] = {}
     out: dict[str, list[tuple[float, float, int]]] = {s: [] for s in TIMELINE_STAGES}
     for k in kernels:
-        op = by_id.get(getattr(k, "linked_correlation_id", 0))
+        linked = getattr(k, "linked_correlation_id", 0)
+        op = by_id.get(linked)
         if op is None:
             continue
         stage = leaf_stage(op, memo, include_self=True)
-        if stage not in _GROUPS or not _in_window(call, stage, float(op.time_range.start)):
+        launch = launches.get(getattr(k, "id", None))
+        same = launch is not None and getattr(launch, "linked_correlation_id", linked) == linked
+        issued = float(launch.time_range.start if same else op.time_range.start)
+        if stage not in _GROUPS or not _in_window(call, stage, issued):
             continue
         one = int(str(getattr(k, "activity_type", "kernel")) == "kernel")
         for group in _GROUPS[stage]:

@@ -147,6 +147,23 @@ def test_gpu_timeline_from_kernel_events() -> None:
     assert tl.verdict("sam", H200).startswith("GPU-bound")  # busy 100%, no analytic SAM cost given
 
 
+def test_graph_replay_kernels_count_by_launch_time() -> None:
+    """Graph kernels link to the ``decode`` range itself; the GPU runs behind the host, so the window
+    is decided by when the host launched each graph (its runtime call), not by when the kernel ran."""
+    decode = _ev(4, "decode", 100, 300, kind="user_annotation")
+    early = _ev(50, "cudaGraphLaunch", 120, 121, decode, "cuda_runtime")  # before the marker at 150
+    late = _ev(51, "cudaGraphLaunch", 200, 201, decode, "cuda_runtime")
+    early.linked_correlation_id = late.linked_correlation_id = 4
+    kernels = [_kernel(4, 205, 215), _kernel(4, 216, 226), _kernel(4, 226, 230)]
+    kernels[0].id, kernels[1].id, kernels[2].id = 50, 51, 51  # the first ran after the marker, launched before
+    tl = Timeline()
+    tl.add_call(
+        ProfiledCall(events=[decode, early, late, *kernels], window=None, window_start_us=150.0, decode_steps=1)
+    )
+    step = tl.stages["decode_step"]
+    assert (step.launches, step.span_us, step.busy_us) == (2, 14, 14)
+
+
 def test_verdict_splits_memory_and_compute_bound_at_the_ridge() -> None:
     tl = Timeline(resource="gpu")
     tl.stages["prefill"].units, tl.stages["prefill"].span_us, tl.stages["prefill"].busy_us = 1, 1000.0, 900.0
