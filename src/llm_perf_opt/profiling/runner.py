@@ -211,6 +211,12 @@ class LLMProfileRunner:
             session.build_inputs(batch)
         self._note_batching(state)
         self._analytic_costs(state)
+        try:  # torchinfo layer inventory of the model under test on the first batch (optional, like MFU)
+            from llm_perf_opt.profiling.inventory import write_inventory
+
+            write_inventory(session, state.batches[0], state.work_dir)
+        except Exception as exc:
+            state.warnings.append(f"torchinfo-unique-layers not written: {type(exc).__name__}: {exc}")
         state.phase_seconds["prepare"] = time.perf_counter() - t0
 
         t0 = self._phase(state, "warmup")
