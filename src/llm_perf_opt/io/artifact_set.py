@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,10 +34,10 @@ from typing import Any
 
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.io.lock import DirectoryLock, describe_os_error, sibling_name
+from llm_perf_opt.io.signals import signals_held
 
 MANIFEST = "artifact_set.json"
 MANIFEST_SCHEMA = "llm-perf-opt.artifact-set/1"
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def prepare_target(target: Path, option: str = "--output-dir") -> Path:
@@ -95,10 +94,15 @@ class ArtifactSet:
 
     def open(self) -> Path:
         """Lock the target and create the staging directory; returns the staging path."""
+        with signals_held():  # a Ctrl-C here must not leave a lock file or staging dir unaccounted for
+            return self._open()
+
+    def _open(self) -> Path:
         self.lock.acquire()
         try:
-            for stale in self.target.parent.glob(sibling_name(self.target, "staging-*")):
-                shutil.rmtree(stale, ignore_errors=True)  # left by a killed run; we hold the lock
+            for pattern in ("staging-*", "replaced-*"):  # left by a killed run; we hold the lock
+                for stale in self.target.parent.glob(sibling_name(self.target, pattern)):
+                    shutil.rmtree(stale, ignore_errors=True)
             self.stage = Path(tempfile.mkdtemp(prefix=sibling_name(self.target, "staging-"), dir=self.target.parent))
             os.chmod(self.stage, 0o777 & ~_umask())
         except OSError as exc:
@@ -117,11 +121,12 @@ class ArtifactSet:
 
     def close(self) -> None:
         """Remove an uncommitted staging directory and release the lock (idempotent)."""
-        if self.stage is not None and not self.committed:
-            shutil.rmtree(self.stage, ignore_errors=True)
-        self.stage = None
-        self.lock.release()
-        atexit.unregister(self.close)
+        with signals_held():
+            if self.stage is not None and not self.committed:
+                shutil.rmtree(self.stage, ignore_errors=True)
+            self.stage = None
+            self.lock.release()
+            atexit.unregister(self.close)
 
     @property
     def work_dir(self) -> Path:
@@ -150,24 +155,19 @@ class ArtifactSet:
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         old = self.target.parent / sibling_name(self.target, f"replaced-{os.getpid()}")
         # Held signals: a Ctrl-C between the two renames would leave the old set moved away and the
-        # new one not yet in place.
-        blocked = hasattr(signal, "pthread_sigmask")
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        try:
-            had_old = self.target.exists()
+        # new one not yet in place; one that arrives meanwhile is raised after the commit.
+        with signals_held():
+            try:
+                had_old = self.target.exists()
+                if had_old:
+                    os.rename(self.target, old)
+                os.rename(stage, self.target)
+                self.committed = True
+            except OSError as exc:
+                raise UserError(f"cannot move the results into {self.target}: {describe_os_error(exc)}") from None
             if had_old:
-                os.rename(self.target, old)
-            os.rename(stage, self.target)
-            self.committed = True
-        except OSError as exc:
-            raise UserError(f"cannot move the results into {self.target}: {describe_os_error(exc)}") from None
-        finally:
-            if blocked:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        if had_old:
-            shutil.rmtree(old, ignore_errors=True)
-        self.close()
+                shutil.rmtree(old, ignore_errors=True)
+            self.close()
         return self.target
 
 

@@ -7,6 +7,7 @@ so none of the interruption handling (incomplete artifacts, staging cleanup, loc
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,37 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Defer SIGINT and SIGTERM during a short critical section (taking a lock, renaming a set into
+    place, cleaning up); one that arrives meanwhile is handled, as before, right after it.
+
+    Done with Python-level handlers, not ``pthread_sigmask``: a mask only covers the calling thread,
+    and the kernel hands a process-directed signal to any thread that does not block it (torch
+    starts several), whose delivery then raises in the main thread anyway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def defer(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, defer) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            handler = previous[signal.Signals(pending[0])]
+            if callable(handler):
+                handler(pending[0], None)  # e.g. raises KeyboardInterrupt / Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])
 
 
 def interruption_name(exc: BaseException) -> str:
