@@ -1,0 +1,259 @@
+"""Which code runs the model: ``ours`` (llm_perf_opt's model) or ``hf-official`` (the checkpoint's own code).
+
+The same weights and the same image tokens cost different time under different code. This
+module states, for each implementation, what its code does per call and per decode step — FLOPs
+as ``torch.utils.flop_counter`` counts them, kernels per layer, host synchronisations, the
+positions the lm_head projects, the attention form and the MoE dispatch — and turns them into a
+decode-step time. Pure Python: no torch, no numpy.
+
+``hf-official`` (``modeling_deepseekocr.py`` + ``modeling_deepseekv2.py``, transformers 4.46.3,
+``infer()`` → ``generate``; facts read from that code, kernel counts checked by
+``scripts/official_flops.py`` with an operator counter on the code itself):
+
+* lm_head on EVERY prompt position in prefill: ``DeepseekOCRForCausalLM.forward`` projects all
+  hidden states and casts the logits to fp32 (no ``num_logits_to_keep``): 2·B·P·D·V FLOPs and a
+  B·P·V fp32 tensor (≈ 0.58 GB for a 1 120-token Gundam page) instead of 2·B·D·V;
+* MoE dispatch ``moe_infer``: per-expert token counts are moved to the host
+  (``tokens_per_expert.cpu().numpy()``) in every MoE layer of every forward — one host sync per
+  MoE layer (11 per decode step) — then a Python loop launches one small SwiGLU (3 GEMMs + SiLU +
+  mul) per expert that got tokens (6 at batch-1 decode);
+* attention ``mha_eager`` → transformers' ``LlamaAttention`` (eager: matmul, fp32 softmax,
+  materialised 4-D causal mask), RoPE recomputed in every layer from ``position_ids`` (one small
+  fp32 bmm per layer) and ``DynamicCache`` growing by ``torch.cat`` (the whole cache is copied
+  every step);
+* the generate loop: ``prepare_inputs_for_generation`` (position ids from a cumsum of the
+  attention mask), logits processors (``no_repeat_ngram_size`` bans n-grams on the HOST from
+  ``input_ids.tolist()`` every step), the EOS stopping check (a host sync per step).
+
+``ours``: one packed qkv GEMM + SDPA over a preallocated cache, grouped-GEMM MoE without host
+syncs, lm_head on the last position only, the n-gram ban only when asked for.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from llm_perf_opt.analytic.base import BF16, Precision
+from llm_perf_opt.analytic.decoder import DISPATCH_KERNELS, DecoderStack
+from llm_perf_opt.analytic.deepseek_ocr import build_stages
+from llm_perf_opt.errors import unknown_id
+from llm_perf_opt.specs.model_spec import ModelSpec
+from llm_perf_opt.specs.workload import Workload
+
+IMPLEMENTATIONS = ("ours", "hf-official")
+"""Valid values of the ``implementation`` input (``vllm`` and others may follow)."""
+
+
+@frozen(kw_only=True)
+class Implementation:
+    """What one implementation's code does, in words and counts."""
+
+    name: str
+    """Id: ``ours`` or ``hf-official``."""
+    lm_head_positions: str
+    """``last`` (one position per sequence) or ``all`` (every prompt position in prefill)."""
+    attention_form: str
+    """How attention is computed."""
+    moe_dispatch: str
+    """How routed tokens reach the experts."""
+    kv_cache: str
+    """How the KV cache grows."""
+    ngram_ban: str
+    """Where ``no_repeat_ngram_size`` runs."""
+    attention_kernels: int
+    """Kernels of one decoder attention block in a decode step (norm before it excluded)."""
+    dense_mlp_kernels: int
+    """Kernels of one dense MLP block (layer 0) in a decode step."""
+    moe_base_kernels: int
+    """Kernels of one MoE block that do not depend on how many experts got tokens (gate, sort, combine, shared)."""
+    moe_per_expert_kernels: int
+    """Kernels per expert that got tokens (0 for a grouped GEMM over all experts)."""
+    layer_kernels: int
+    """Kernels of a decoder layer outside attention and MLP: 2 RMSNorms and 2 residual adds."""
+    forward_kernels: int
+    """Kernels of one decode forward outside the layers: embedding, masks, final norm, lm_head, logits cast."""
+    loop_kernels: int
+    """Kernels of the generate loop per step outside the forward (input prep, EOS mask, argmax, bookkeeping)."""
+    syncs_per_moe_layer: int
+    """Host synchronisations per MoE layer per forward."""
+    loop_syncs: int
+    """Host synchronisations of the generate loop per step (EOS / stopping check)."""
+
+
+OURS = Implementation(
+    name="ours",
+    lm_head_positions="last",
+    attention_form="packed qkv GEMM, RoPE, SDPA (flash / memory-efficient) over a preallocated cache",
+    moe_dispatch="grouped GEMM over all experts on the device, no host sync",
+    kv_cache="preallocated, written in place",
+    ngram_ban="host, only when no_repeat_ngram_size > 0",
+    attention_kernels=9,
+    dense_mlp_kernels=4,
+    moe_base_kernels=DISPATCH_KERNELS + 6,
+    moe_per_expert_kernels=0,
+    layer_kernels=2 * 6 + 2,
+    forward_kernels=8,
+    loop_kernels=4,
+    syncs_per_moe_layer=0,
+    loop_syncs=0,
+)
+
+HF_OFFICIAL = Implementation(
+    name="hf-official",
+    lm_head_positions="all",
+    attention_form="transformers 4.46.3 LlamaAttention eager: 3 GEMMs, RoPE recomputed per layer, matmul + "
+    "fp32 softmax + matmul with a materialised 4-D mask",
+    moe_dispatch="per-expert Python loop; tokens_per_expert.cpu() in every MoE layer (one host sync each)",
+    kv_cache="DynamicCache, torch.cat of the whole cache every step",
+    ngram_ban="host: input_ids.tolist() and a Python n-gram table every step (infer(): n = 20)",
+    attention_kernels=38,
+    dense_mlp_kernels=5,
+    moe_base_kernels=33,
+    moe_per_expert_kernels=5,
+    layer_kernels=2 * 8 + 2,
+    forward_kernels=14,
+    loop_kernels=14,
+    syncs_per_moe_layer=1,
+    loop_syncs=1,
+)
+
+_BY_NAME = {i.name: i for i in (OURS, HF_OFFICIAL)}
+
+
+def implementation(name: str) -> Implementation:
+    """The facts of ``name`` (``ours`` or ``hf-official``); an unknown name is a UserError."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise unknown_id("implementation", name, list(IMPLEMENTATIONS)) from None
+
+
+def active_experts(spec: ModelSpec, tokens: int) -> int:
+    """Experts that get at least one of ``tokens`` routed tokens in the worst (spread) case: min(E, T·k).
+
+    Exact at batch-1 decode (k distinct experts per token); an upper bound otherwise.
+    """
+    dec = spec.decoder
+    return min(dec.n_routed_experts, tokens * dec.num_experts_per_tok)
+
+
+def rope_bmm_flops(spec: ModelSpec, tokens: int) -> float:
+    """hf-official: LlamaRotaryEmbedding's [B, d/2, 1] @ [B, 1, T] fp32 bmm in every layer: 2·(d/2)·T per layer."""
+    dec = spec.decoder
+    return float(dec.num_layers * dec.head_dim * tokens)
+
+
+def stage_flops(
+    spec: ModelSpec, workload: Workload, name: str = "ours", precision: Precision = BF16
+) -> dict[str, float]:
+    """FLOPs (flop-counter convention) of vision, projector, prefill and all decode steps of one call.
+
+    hf-official = ours + the lm_head on the other B·(P − 1) prompt positions + RoPE's per-layer bmm.
+    Vision and projector are the same code path in both (same FLOPs).
+    """
+    impl = implementation(name)
+    stages = build_stages(spec, workload, precision)
+    out = {stage: float(layer.cost().flops) for stage, layer in stages.items()}
+    if impl.name == "hf-official":
+        b, p, dec = workload.batch_size, workload.prefill_tokens, spec.decoder
+        out["prefill"] += 2.0 * b * (p - 1) * dec.hidden_size * dec.vocab_size + rope_bmm_flops(spec, b * p)
+        steps = max(workload.max_new_tokens - 1, 0)
+        out["decode"] += steps * rope_bmm_flops(spec, b)
+    return out
+
+
+def decode_step_flops(
+    spec: ModelSpec, workload: Workload, name: str = "ours", *, context: int, precision: Precision = BF16
+) -> float:
+    """FLOPs of one decode forward of B sequences whose keys (the new one included) number ``context``."""
+    impl = implementation(name)
+    b = workload.batch_size
+    step = DecoderStack(batch=b, q_len=1, context=context, dec=spec.decoder, stage="decode", prec=precision)
+    extra = rope_bmm_flops(spec, b) if impl.name == "hf-official" else 0.0
+    return float(step.cost().flops) + extra
+
+
+def layer_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1) -> dict[str, float]:
+    """Kernels of one decode forward by part: per attention block, dense MLP, MoE block, and the rest ("step")."""
+    impl = implementation(name)
+    moe = impl.moe_base_kernels + impl.moe_per_expert_kernels * active_experts(spec, batch)
+    return {
+        "attention": float(impl.attention_kernels),
+        "dense_mlp": float(impl.dense_mlp_kernels),
+        "moe": float(moe),
+        "step": float(impl.forward_kernels + spec.decoder.num_layers * impl.layer_kernels),
+    }
+
+
+def decode_step_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1, ngram: bool = False) -> int:
+    """Kernels of one decode step: the forward (every layer) plus the generate loop's own."""
+    impl = implementation(name)
+    parts = layer_kernels(spec, name, batch=batch)
+    dec = spec.decoder
+    dense = dec.first_k_dense_replace
+    total = (
+        parts["step"]
+        + dec.num_layers * parts["attention"]
+        + dense * parts["dense_mlp"]
+        + (dec.num_layers - dense) * parts["moe"]
+        + impl.loop_kernels
+    )
+    if ngram:
+        total += 1  # the banned ids written into the logits (index_put)
+    return round(total)
+
+
+def decode_step_syncs(spec: ModelSpec, name: str = "ours", *, ngram: bool = False, eos_check: bool = True) -> int:
+    """Host synchronisations per decode step: MoE layers × syncs per layer + the loop's (EOS check, n-gram ids)."""
+    impl = implementation(name)
+    moe_layers = spec.decoder.num_layers - spec.decoder.first_k_dense_replace
+    loop = impl.loop_syncs if eos_check or impl.name == "hf-official" else 0
+    return moe_layers * impl.syncs_per_moe_layer + loop + (1 if ngram else 0)
+
+
+def decode_step_host_ms(
+    spec: ModelSpec,
+    name: str = "ours",
+    *,
+    batch: int = 1,
+    ngram: bool = False,
+    host_overhead_us: float,
+    sync_us: float,
+    ngram_us_per_token: float = 0.0,
+    context: int = 0,
+) -> float:
+    """Host time of one eager decode step: kernels · issue cost + syncs · round trip (+ the host n-gram scan).
+
+    With a sync in every MoE layer the host can never run ahead of the GPU, so in ``hf-official``
+    a step costs the host time plus the GPU time of the work between syncs; the caller adds
+    the GPU (roofline) time of the step.
+    """
+    kernels = decode_step_kernels(spec, name, batch=batch, ngram=ngram)
+    syncs = decode_step_syncs(spec, name, ngram=ngram)
+    scan = ngram_us_per_token * context * batch if ngram else 0.0
+    return (kernels * host_overhead_us + syncs * sync_us + scan) / 1000.0
+
+
+def prefill_extra_bytes(spec: ModelSpec, workload: Workload, name: str = "ours", precision: Precision = BF16) -> float:
+    """hf-official prefill extra DRAM bytes: B·(P − 1) more logits written, then read and written as fp32."""
+    if implementation(name).name != "hf-official":
+        return 0.0
+    from llm_perf_opt.analytic.base import DTYPE_BYTES
+
+    b, p, v = workload.batch_size, workload.prefill_tokens, spec.decoder.vocab_size
+    a = DTYPE_BYTES[precision.activation_dtype]
+    return float(b * (p - 1) * v * (a + a + 4))
+
+
+def decode_step_extra_bytes(
+    spec: ModelSpec, workload: Workload, name: str = "ours", *, context: int, precision: Precision = BF16
+) -> float:
+    """Extra DRAM bytes of hf-official per step: DynamicCache's torch.cat reads and writes all K and V."""
+    if implementation(name).name != "hf-official":
+        return 0.0
+    from llm_perf_opt.analytic.base import DTYPE_BYTES
+
+    dec = spec.decoder
+    kv = DTYPE_BYTES[precision.kv_dtype]
+    per_layer = 2 * workload.batch_size * context * dec.num_kv_heads * dec.head_dim * kv
+    return float(dec.num_layers * per_layer * 2)

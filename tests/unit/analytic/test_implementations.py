@@ -1,0 +1,87 @@
+"""The ``implementation`` facts: hf-official vs ours, checked against hand arithmetic from the official code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from llm_perf_opt.analytic import implementations as impl
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
+from llm_perf_opt.specs.workload import Workload
+
+SPEC = MODEL_REGISTRY["deepseek-ocr"]
+A4 = Workload(profile_id="a4", mode="gundam", page_size=(1654, 2339), max_new_tokens=64)
+
+
+def test_prefill_of_the_official_code_projects_every_prompt_position() -> None:
+    ours = impl.stage_flops(SPEC, A4, "ours")
+    official = impl.stage_flops(SPEC, A4, "hf-official")
+    p = A4.prefill_tokens
+    # DeepseekOCRForCausalLM.forward: lm_head(hidden_states) over all P positions (D = 1280, V = 129 280),
+    # plus LlamaRotaryEmbedding's [1, 64, 1] @ [1, 1, P] fp32 bmm in each of the 12 layers (2·64·P each).
+    lm_head_rest = 2 * (p - 1) * 1280 * 129_280
+    rope = 12 * 2 * 64 * p
+    assert official["prefill"] - ours["prefill"] == pytest.approx(lm_head_rest + rope, rel=1e-12)
+    assert official["vision"] == ours["vision"]
+    assert official["projector"] == ours["projector"]
+    # 63 decode steps: one rotary bmm per layer per step (2·64·1 each), nothing else differs.
+    assert official["decode"] - ours["decode"] == pytest.approx(63 * 12 * 2 * 64, rel=1e-12)
+
+
+def test_decode_step_flops_differ_only_by_the_rotary_bmm() -> None:
+    ours = impl.decode_step_flops(SPEC, A4, "ours", context=1200)
+    official = impl.decode_step_flops(SPEC, A4, "hf-official", context=1200)
+    assert official - ours == 12 * 128
+
+
+def test_host_syncs_per_decode_step() -> None:
+    # moe_infer: tokens_per_expert.cpu() in each of the 11 MoE layers; the stopping criteria: one more.
+    assert impl.decode_step_syncs(SPEC, "hf-official") == 11 + 1
+    assert impl.decode_step_syncs(SPEC, "hf-official", ngram=True) == 13
+    assert impl.decode_step_syncs(SPEC, "ours", eos_check=False) == 0
+
+
+def test_per_expert_kernels_grow_with_the_experts_that_get_tokens() -> None:
+    one = impl.layer_kernels(SPEC, "hf-official", batch=1)["moe"]
+    four = impl.layer_kernels(SPEC, "hf-official", batch=4)["moe"]
+    many = impl.layer_kernels(SPEC, "hf-official", batch=64)["moe"]
+    per_expert = impl.HF_OFFICIAL.moe_per_expert_kernels
+    assert four - one == per_expert * (4 * 6 - 6)  # 6 experts per token, distinct in the worst case
+    assert many - one == per_expert * (64 - 6)  # capped at the 64 experts
+    assert impl.layer_kernels(SPEC, "ours", batch=64)["moe"] == impl.layer_kernels(SPEC, "ours", batch=1)["moe"]
+
+
+def test_official_decode_step_launches_more_kernels_than_ours() -> None:
+    official = impl.decode_step_kernels(SPEC, "hf-official")
+    ours = impl.decode_step_kernels(SPEC, "ours")
+    parts = impl.layer_kernels(SPEC, "hf-official")
+    assert official == round(
+        parts["step"] + 12 * parts["attention"] + parts["dense_mlp"] + 11 * parts["moe"] + impl.HF_OFFICIAL.loop_kernels
+    )
+    assert official > 2 * ours
+
+
+def test_dynamic_cache_copies_the_whole_cache_every_step() -> None:
+    # torch.cat of K and V: read L·h_kv·d·2 bytes and write as much, per tensor, per layer.
+    expected = 12 * 2 * (1000 * 10 * 128 * 2) * 2
+    assert impl.decode_step_extra_bytes(SPEC, A4, "hf-official", context=1000) == expected
+    assert impl.decode_step_extra_bytes(SPEC, A4, "ours", context=1000) == 0
+
+
+def test_host_time_counts_kernels_and_syncs() -> None:
+    ms = impl.decode_step_host_ms(SPEC, "hf-official", host_overhead_us=10.0, sync_us=50.0)
+    assert ms == pytest.approx((impl.decode_step_kernels(SPEC, "hf-official") * 10.0 + 12 * 50.0) / 1000.0)
+
+
+def test_unknown_implementation_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="hf-official"):
+        impl.implementation("vllm-but-misspelt")
+
+
+def test_the_module_imports_no_torch() -> None:
+    code = "import sys, llm_perf_opt.analytic.implementations; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
