@@ -20,7 +20,7 @@ from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.specs.loader import load_model_spec
 from llm_perf_opt.specs.model_spec import ModelSpec
-from llm_perf_opt.specs.workload import DEFAULT_PROMPT_TOKENS, Workload, check_context
+from llm_perf_opt.specs.workload import A4_200DPI, DEFAULT_PROMPT_TOKENS, Workload, check_context
 
 CPU_TFLOPS = 0.1
 """Rough fp32 matmul rate of a CPU for the estimate (TFLOP/s): a few cores with AVX2/AVX-512."""
@@ -61,11 +61,18 @@ def estimate_seconds(spec: ModelSpec, workloads: Sequence[Workload], pages: int,
     return mean_call * calls
 
 
+def check_config(cfg: ProfileConfig) -> ModelSpec:
+    """Checks that need neither inputs nor model: the spec, and mode with max_crops (on an A4 page)."""
+    spec = load_model_spec(cfg.model)
+    page_workloads(cfg, [A4_200DPI])
+    return spec
+
+
 def check_before_load(
     cfg: ProfileConfig, device: torch.device, page_sizes: Sequence[tuple[int, int]]
 ) -> ModelSpec:
     """Every check that can fail without the model; returns the validated spec."""
-    spec = load_model_spec(cfg.model)
+    spec = check_config(cfg)
     workloads = page_workloads(cfg, page_sizes)
     for work in workloads:
         check_context(work, spec.decoder.max_position_embeddings, spec.name)

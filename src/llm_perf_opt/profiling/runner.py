@@ -30,11 +30,12 @@ import torch
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.io.artifact_set import ArtifactSet
 from llm_perf_opt.io.signals import interruption_name
+from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.env import capture_environment, detect_hardware, device_name, resolve_device, resolve_dtype
 from llm_perf_opt.profiling.inputs import collect_inputs
 from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, combine, nvtx_range
-from llm_perf_opt.profiling.preflight import check_before_load
+from llm_perf_opt.profiling.preflight import check_before_load, check_config
 from llm_perf_opt.profiling.profile_window import profile_windows
 from llm_perf_opt.profiling.records import RunRecord, stage_bounds
 from llm_perf_opt.profiling.session import Batch, ProfileSession, group_batches
@@ -83,6 +84,9 @@ class LLMProfileRunner:
             raise UserError(f"cannot write profile artifacts: {exc} (install the missing package)") from None
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
+        if cfg.decode_mode in ("graph", "both"):  # graph needs CUDA: say so before anything is loaded
+            resolve_decode_mode("graph", device)
+        check_config(cfg)  # spec and options first: nothing is written for an impossible request
         run_id = cfg.run_id or new_run_id()
         out = (cfg.output_dir or DEFAULT_OUTPUT_ROOT / run_id).expanduser().resolve()
         # Locked and staged from here on: the set appears in `out` whole at the end (see io.artifact_set).
@@ -233,7 +237,9 @@ class LLMProfileRunner:
             state.phase_seconds["profile"] = time.perf_counter() - t0
         state.phase = "report"
 
-    def _generate(self, state: ProfileState, batch: Batch, ranges: RangeFactory | None = None) -> Any:
+    def _generate(
+        self, state: ProfileState, batch: Batch, ranges: RangeFactory | None = None, decode_mode: str | None = None
+    ) -> Any:
         assert state.session is not None
         cfg = self.config
         min_new = cfg.max_new_tokens if cfg.min_new_tokens is None else cfg.min_new_tokens
@@ -243,18 +249,26 @@ class LLMProfileRunner:
             max_new_tokens=cfg.max_new_tokens,
             min_new_tokens=min_new,
             no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+            decode_mode=decode_mode or state.decode_modes[0],
             **kwargs,  # type: ignore[arg-type]
         )
 
     def _warmup(self, state: ProfileState) -> None:
+        assert state.session is not None
+        if "graph" in state.decode_modes and hasattr(state.session, "prepare_decode"):
+            seconds = state.session.prepare_decode(state.batches, self.config.max_new_tokens)
+            state.notes.append(
+                f"Decode mode graph: the decode step is captured once per batch size and KV bucket as CUDA graphs "
+                f"and replayed; capture took {seconds:.2f} s before timing (not included in any timing)."
+            )
         shapes: dict[tuple[object, ...], Batch] = {}
         for batch in state.batches:
             shapes.setdefault(batch.shape_key, batch)
-        todo = [b for _ in range(self.config.warmup) for b in shapes.values()]
-        for i, batch in enumerate(todo):
-            self._emit("warmup", i, len(todo), f"batch {batch.index}")
+        todo = [(b, m) for _ in range(self.config.warmup) for b in shapes.values() for m in state.decode_modes]
+        for i, (batch, mode) in enumerate(todo):
+            self._emit("warmup", i, len(todo), f"batch {batch.index} ({mode})")
             with nvtx_range("warmup"):
-                self._generate(state, batch, annotated_range)
+                self._generate(state, batch, annotated_range, mode)
         if state.device.type == "cuda":
             torch.cuda.synchronize(state.device)
         self._emit("warmup", len(todo), len(todo))
@@ -269,20 +283,20 @@ class LLMProfileRunner:
         gc.collect()
         gc.disable()
         try:
-            for repeat in range(self.config.repeats):
-                for batch in state.batches:
-                    done = len(state.records)
-                    self._emit("timed", done, total, f"repeat {repeat + 1}, {batch.items[0].page.name}")
-                    record = self._timed_run(state, batch, repeat, done)
-                    state.records.append(record)
-                    write_runs(state)
+            plan = [(m, r, b) for m in state.decode_modes for r in range(self.config.repeats) for b in state.batches]
+            for mode, repeat, batch in plan:
+                done = len(state.records)
+                self._emit("timed", done, total, f"{mode}, repeat {repeat + 1}, {batch.items[0].page.name}")
+                record = self._timed_run(state, batch, repeat, done, mode)
+                state.records.append(record)
+                write_runs(state)
         finally:
             gc.enable()
         self._emit("timed", total, total)
 
-    def _timed_run(self, state: ProfileState, batch: Batch, repeat: int, index: int) -> RunRecord:
+    def _timed_run(self, state: ProfileState, batch: Batch, repeat: int, index: int, mode: str) -> RunRecord:
         result, clock, peak = measure_call(
-            functools.partial(self._generate, state, batch), state.device, label=f"run {index}"
+            functools.partial(self._generate, state, batch, decode_mode=mode), state.device, label=f"run {index}"
         )
         ranges = clock.timings()
         total_ms = clock.total_ms()
@@ -303,6 +317,8 @@ class LLMProfileRunner:
             total_ms=total_ms,
             peak_memory_bytes=peak,
             kv_cache_bytes=getattr(result, "kv_cache_bytes", None),
+            decode_mode=str(getattr(result, "decode_mode", mode)),
+            capture_ms=1000.0 * float(getattr(result, "capture_seconds", 0.0)),
             ranges={
                 name: {"count": r.count, "sum_ms": r.sum_ms, "start_ms": r.start_ms, "end_ms": r.end_ms}
                 for name, r in ranges.items()
