@@ -24,7 +24,8 @@ EXIT_ENVIRONMENT = 3
 
 # Top-level module of an optional dependency → the extra of pyproject.toml that installs it.
 _EXTRAS = {"matplotlib": "plot", "nvtx": "nvtx", "torch": "profile", "transformers": "profile",
-           "safetensors": "profile", "PIL": "profile", "torchinfo": "profile", "hta": "profile"}
+           "safetensors": "profile", "PIL": "profile", "torchinfo": "profile", "hta": "profile",
+           "scipy": "calibrate"}
 
 
 def _one_line(text: str) -> str:
@@ -75,6 +76,26 @@ class _Group(click.Group):
         except (OSError, ImportError, UnicodeError, MemoryError) as exc:
             _echo_err(f"error: {_environment_message(exc)}")
             sys.exit(EXIT_ENVIRONMENT)
+
+    def main(self, args: Any = None, prog_name: str | None = None, *rest: Any, **kwargs: Any) -> Any:
+        """click's main, but a usage error (bad option value, unknown option) is one line too."""
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(args, prog_name, *rest, **kwargs)
+        argv = list(sys.argv[1:] if args is None else args)
+        if any("\x00" in str(a) for a in argv):  # the OS cannot take it as a path or a name
+            _echo_err("error: an argument contains a NUL character")
+            sys.exit(2)
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(argv, prog_name, *rest, **kwargs)
+        except click.ClickException as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+            _echo_err(f"error: {_one_line(exc.format_message())}{where}")
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            _echo_err("interrupted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
