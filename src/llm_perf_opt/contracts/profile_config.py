@@ -126,6 +126,12 @@ class ProfileConfig:
         1, minimum=1, maximum=limits.MAX_BATCH_SIZE,
         help="Pages per generation call (equal token counts grouped)."
     )
+    decode_mode: str | None = option(
+        None,
+        choices=("graph", "eager", "both"),
+        help="Decode steps: graph (captured CUDA graphs, replayed: the GPU sets the pace), eager (kernels "
+        "issued one by one from Python) or both (timed side by side) [default: graph on CUDA, eager on CPU].",
+    )
     top_k: int = option(20, minimum=1, maximum=limits.MAX_TOP_K, help="Operators per table.")
     trace: bool = option(False, help="Write a Chrome/Perfetto trace (trace.json) of the first profiled batch.")
     torch_profiler: bool = option(True, help="Run the separate operator-profiling pass.")

@@ -70,6 +70,10 @@ class RunRecord:
     """Everything after the first forward until the call returns (``decode`` = the rest)."""
     decode_range_ms: float
     decode_steps: int
+    decode_mode: str = "eager"
+    """How the decode steps ran: ``graph`` (replayed CUDA graphs) or ``eager`` (kernels issued from Python)."""
+    capture_ms: float = 0.0
+    """Graph capture time that fell inside this run (0 when captured before timing, as it should be)."""
     peak_memory_bytes: int | None = None
     kv_cache_bytes: int | None = None
     ranges: dict[str, dict[str, float]] = field(factory=dict)

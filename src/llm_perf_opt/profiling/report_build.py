@@ -113,7 +113,10 @@ def build_report(
 ) -> LLMProfileReport:
     """The domain report; ``notes`` is the stakeholder summary text."""
     cfg = state.config
-    records = state.records
+    modes = state.decode_modes
+    # The report's numbers come from the first decode mode's runs; other modes appear side by side
+    # as <metric>[<mode>] aggregates (``--decode-mode both``), never mixed into one mean.
+    records = [r for r in state.records if r.decode_mode == modes[0]] or state.records
     session = state.session
     spec = session.spec if session else None
     env = state.env
@@ -147,6 +150,8 @@ def build_report(
     rows = [r.metrics() for r in records]
     keys = list(METRIC_KEYS) + sorted({k for row in rows for k in row if k not in METRIC_KEYS})
     aggregates: dict[str, Stats] = summarize_columns(rows, keys)
+    aggregates.update(decode_mode_aggregates(state.records))
+    analytic.update(decode_mode_figures(aggregates))
     topk, per_stage = operator_summaries
     images = [
         InputImage(path=str(p.path), width=p.width, height=p.height, category=p.category)  # type: ignore[arg-type]
@@ -200,6 +205,35 @@ def build_report(
         bandwidth_utilization=_cap(bw),
         analytic=analytic,
     )
+
+
+DECODE_MODE_METRICS = ("decode_ms", "tpot_ms", "total_ms")
+"""Metrics shown per decode mode when several modes were timed."""
+
+
+def decode_mode_aggregates(records: Sequence[RunRecord]) -> dict[str, Stats]:
+    """``<metric>[<mode>]`` aggregates for every decode mode present, when there is more than one."""
+    modes = sorted({r.decode_mode for r in records})
+    if len(modes) < 2:
+        return {}
+    out: dict[str, Stats] = {}
+    for mode in modes:
+        rows = [r.metrics() for r in records if r.decode_mode == mode and r.new_tokens > 1]
+        for key, stats in summarize_columns(rows, list(DECODE_MODE_METRICS)).items():
+            out[f"{key}[{mode}]"] = stats
+    return out
+
+
+def decode_mode_figures(aggregates: dict[str, Stats]) -> dict[str, float]:
+    """Graph vs eager decode from measured per-token times: ms/token each and the factor (empty if not both)."""
+    graph, eager = aggregates.get("tpot_ms[graph]"), aggregates.get("tpot_ms[eager]")
+    if graph is None or eager is None or not graph.mean:
+        return {}
+    return {
+        "decode_tpot_ms_graph": graph.mean,
+        "decode_tpot_ms_eager": eager.mean,
+        "decode_speedup_graph_vs_eager": eager.mean / graph.mean,
+    }
 
 
 def _bf16_peak(state: ProfileState) -> float:

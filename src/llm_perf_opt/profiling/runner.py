@@ -36,7 +36,7 @@ from llm_perf_opt.profiling.env import capture_environment, detect_hardware, dev
 from llm_perf_opt.profiling.inputs import collect_inputs
 from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, combine, nvtx_range
 from llm_perf_opt.profiling.preflight import check_before_load, check_config
-from llm_perf_opt.profiling.profile_window import profile_windows
+from llm_perf_opt.profiling.profile_window import batch_workload, profile_windows
 from llm_perf_opt.profiling.records import RunRecord, stage_bounds
 from llm_perf_opt.profiling.session import Batch, ProfileSession, group_batches
 from llm_perf_opt.profiling.state import (
@@ -50,7 +50,6 @@ from llm_perf_opt.profiling.state import (
     new_run_id,
 )
 from llm_perf_opt.profiling.timers import StageClock, peak_memory_bytes, reset_peak_memory
-from llm_perf_opt.specs.workload import Workload
 
 T = TypeVar("T")
 
@@ -351,18 +350,7 @@ class LLMProfileRunner:
     def _batch_costs(self, state: ProfileState, batch: Batch, tokens: int) -> dict[str, mfu_mod.StageCost]:
         """Analytic costs of one call over ``batch`` generating ``tokens`` per page (the exact input)."""
         assert state.session is not None
-        cfg = self.config
-        first = batch.items[0]
-        workload = Workload(
-            profile_id=f"measured-batch-{batch.index}",
-            mode=cfg.mode,
-            page_size=(first.page.width, first.page.height),
-            max_crops=cfg.max_crops,
-            prompt_tokens=max(int(batch.inputs.prompt_len) - first.image_tokens, 1),
-            max_new_tokens=tokens,
-            batch_size=batch.size,
-            num_pages=batch.size,
-        )
+        workload = batch_workload(self.config, batch, tokens)
         return mfu_mod.measured_costs(mfu_mod.analytic_costs(state.session.spec, workload, precision=state.dtype))
 
     def _analytic_costs(self, state: ProfileState) -> None:

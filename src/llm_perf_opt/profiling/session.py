@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from attrs import define
@@ -70,6 +70,9 @@ def _has_safetensors(directory: Path) -> bool:
 @define(kw_only=True)
 class ProfileSession:
     """The loaded model plus what is needed to feed it."""
+
+    graph_decode: ClassVar[bool] = True
+    """Whether this session's generate can replay a captured decode step (our model: yes)."""
 
     spec: ModelSpec
     model: Any
@@ -203,6 +206,8 @@ class ProfileSession:
         min_new_tokens: int | None = None,
         no_repeat_ngram_size: int = 0,
         ranges: RangeFactory = null_ranges,
+        decode_mode: str | None = None,
+        on_token: Any = None,
     ) -> Any:
         """One generation call over the batch; returns the model package's ``GenerationResult``."""
         from llm_perf_opt.models import deepseek_ocr as dso
@@ -216,7 +221,29 @@ class ProfileSession:
             min_new_tokens=min_new_tokens,
             no_repeat_ngram_size=no_repeat_ngram_size,
             ranges=ranges,
+            decode_mode=decode_mode,
+            on_token=on_token,
         )
+
+    def prepare_decode(self, batches: Sequence[Batch], max_new_tokens: int) -> float:
+        """Capture the CUDA graphs every batch will replay, before anything is timed; returns seconds spent.
+
+        One graph decoder per batch size, sized for the longest prompt of that size, so later
+        calls reuse it instead of capturing inside a timed run.
+        """
+        from llm_perf_opt.models.deepseek_ocr.generate import static_decoder
+
+        longest: dict[int, int] = {}
+        for batch in batches:
+            if batch.inputs is None:
+                self.build_inputs(batch)
+            need = batch.inputs.prompt_len + max(max_new_tokens - 1, 0)
+            longest[batch.size] = max(longest.get(batch.size, 0), need)
+        spent = 0.0
+        for size, need in sorted(longest.items()):
+            decoder = static_decoder(self.model, size, need)
+            spent += decoder.capture_seconds
+        return spent
 
 
 def group_batches(items: Sequence[PreparedItem], batch_size: int) -> list[Batch]:

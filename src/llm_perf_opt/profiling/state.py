@@ -92,7 +92,18 @@ class ProfileState:
 
     @property
     def planned_runs(self) -> int:
-        return self.config.repeats * len(self.batches)
+        return self.config.repeats * len(self.batches) * len(self.decode_modes)
+
+    @property
+    def decode_modes(self) -> list[str]:
+        """Decode modes timed in this run, the reported one first (``--decode-mode both``: graph, eager)."""
+        from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode
+
+        if self.session is not None and not self.session.graph_decode:
+            return ["eager"]  # code we do not control (the official checkpoint's generate) runs as it is written
+        if self.config.decode_mode == "both":
+            return [resolve_decode_mode("graph", self.device), "eager"]
+        return [resolve_decode_mode(self.config.decode_mode, self.device)]
 
 
 @define(kw_only=True)

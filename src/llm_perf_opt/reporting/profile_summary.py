@@ -134,6 +134,23 @@ def _next_steps(state: ProfileState, report: LLMProfileReport) -> list[str]:
     return [f"- {s}" for s in steps] or ["- Nothing stands out; profile with more images or longer outputs."]
 
 
+def _execution_words(state: ProfileState, report: LLMProfileReport) -> list[str]:
+    """How decode ran (graph / eager) and whose code ran; the graph-vs-eager factor when both were timed."""
+    session = state.session
+    code = "the checkpoint's own code (--trust-remote-code)" if getattr(session, "remote_code", False) else "our model"
+    modes = state.decode_modes
+    how = {"graph": "replayed CUDA graphs", "eager": "eager PyTorch (kernels issued one by one)"}
+    lines = [f"Implementation: {code}. Decode execution: {', '.join(f'{m} ({how[m]})' for m in modes)}."]
+    a = report.analytic
+    if "decode_speedup_graph_vs_eager" in a:
+        lines.append(
+            f"Replaying the decode step as CUDA graphs made decode {a['decode_speedup_graph_vs_eager']:.1f}x faster "
+            f"than eager PyTorch here ({a['decode_tpot_ms_graph']:.2f} vs {a['decode_tpot_ms_eager']:.2f} ms "
+            "per token)."
+        )
+    return [*lines, ""]
+
+
 def render_stakeholder_summary(state: ProfileState, report: LLMProfileReport) -> str:
     cfg = state.config
     device = state.env.get("device_name", str(state.device))
@@ -144,6 +161,7 @@ def render_stakeholder_summary(state: ProfileState, report: LLMProfileReport) ->
         f"We ran DeepSeek-OCR ({report.model.id}, {state.dtype}) on {device} over {len(state.inputs.pages)} page "
         f"images in {cfg.mode} mode, {cfg.repeats} repeats each, {cfg.max_new_tokens} output tokens per page.",
         "",
+        *_execution_words(state, report),
         "## Where the time goes",
         "",
         *_where_time_goes(report),

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from attrs import define
@@ -204,6 +204,8 @@ class _NullWriter:
 
 class OfficialSession(ProfileSession):
     """A :class:`ProfileSession` whose model is the checkpoint's own code (``remote_code=True``)."""
+
+    graph_decode: ClassVar[bool] = False  # the official generate is run as written: eager
 
     @classmethod
     def load_official(
