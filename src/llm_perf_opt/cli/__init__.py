@@ -89,6 +89,9 @@ class _Group(click.Group):
         try:
             code = super().main(argv, prog_name, *rest, **kwargs)
         except click.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `llm-perf-opt`: the help, as click shows it
+                exc.show()
+                sys.exit(exc.exit_code)
             where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
             _echo_err(f"error: {_one_line(exc.format_message())}{where}")
             sys.exit(exc.exit_code)
