@@ -26,7 +26,13 @@ def test_graph_decode_on_cpu_fails_before_loading(tmp_path: Path) -> None:
 
 def test_runs_record_their_decode_mode_and_modes_are_compared(tmp_path: Path) -> None:
     config = ProfileConfig(
-        model="tiny", device="cpu", mode="tiny", repeats=2, max_new_tokens=4, torch_profiler=False, output_dir=tmp_path / "run"
+        model="tiny",
+        device="cpu",
+        mode="tiny",
+        repeats=2,
+        max_new_tokens=4,
+        torch_profiler=False,
+        output_dir=tmp_path / "run",
     )
     result = run_profile(config)
     records = result.state.records
