@@ -1,0 +1,71 @@
+"""Kernel census of one decode step: CUDA kernel names and counts per step, graph vs eager; prints JSON.
+
+The analytic model counts kernels per layer; this is the measurement it is checked against.
+
+    python benchmarks/bench_decode_kernels.py --batch 1 8 --steps 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from typing import Any
+
+import torch
+from torch.profiler import ProfilerActivity, profile, schedule
+
+from llm_perf_opt.models.deepseek_ocr import build_inputs, build_model, generate, prepare_page
+from llm_perf_opt.profiling.synthetic import synthetic_page
+from llm_perf_opt.specs.image_tokens import resolution_mode
+from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
+
+
+def census(model: Any, inputs: Any, mode: str, steps: int) -> dict[str, float]:
+    """Kernel name → launches per decode step over a window of ``steps`` steps (after 4 steps)."""
+    names: collections.Counter[str] = collections.Counter()
+
+    def collect(prof: Any) -> None:
+        names.update(e.name for e in prof.events() if e.device_type.name == "CUDA")
+
+    with profile(
+        activities=[ProfilerActivity.CUDA],
+        schedule=schedule(wait=4, warmup=1, active=steps, repeat=1),
+        on_trace_ready=collect,
+    ) as prof:
+        generate(
+            model,
+            inputs,
+            max_new_tokens=steps + 8,
+            min_new_tokens=steps + 8,
+            decode_mode=mode,
+            on_token=lambda i, ids: prof.step() if i >= 1 else None,
+        )
+    return {name: count / steps for name, count in names.most_common()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="deepseek-ocr", choices=sorted(MODEL_REGISTRY))
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--steps", type=int, default=16)
+    args = ap.parse_args()
+    spec = MODEL_REGISTRY[args.model]
+    model = build_model(spec, device="cuda", dtype=torch.bfloat16, weights="random", seed=0)
+    page = prepare_page(synthetic_page("mixed_layout"), resolution_mode("base"))
+    for batch in args.batch:
+        inputs = build_inputs(spec, [page] * batch)
+        for mode in ("graph", "eager"):
+            generate(model, inputs, max_new_tokens=8, min_new_tokens=8, decode_mode=mode)  # warm-up, capture
+            per_step = census(model, inputs, mode, args.steps)
+            print(
+                json.dumps(
+                    {"batch": batch, "mode": mode, "kernels_per_step": sum(per_step.values()), "by_name": per_step}
+                ),
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
