@@ -20,10 +20,12 @@ import torch
 
 from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.profiling.nvtx_ranges import annotated_range
+from llm_perf_opt.profiling.op_categories import family_costs
 from llm_perf_opt.profiling.session import Batch, ProfileSession
 from llm_perf_opt.profiling.state import ProfileState
 from llm_perf_opt.profiling.timeline import Timeline, mean_costs, stage_costs
 from llm_perf_opt.profiling.torch_profiler import OperatorTables, StepWindow, collect, forward_token_marks
+from llm_perf_opt.specs.workload import Workload
 
 Emit = Callable[[str, int, int, str], None]
 """The runner's progress callback: (phase, done, total, message)."""
@@ -40,6 +42,7 @@ def profile_windows(state: ProfileState, cfg: ProfileConfig, emit: Emit) -> None
         shapes.setdefault(batch.shape_key, []).append(batch)
     groups = list(shapes.values())
     costs = []
+    families = []
     for i, group in enumerate(groups):
         batch = group[0]
         emit("profile", i, len(groups), f"torch.profiler window, batch {batch.index}")
@@ -63,7 +66,9 @@ def profile_windows(state: ProfileState, cfg: ProfileConfig, emit: Emit) -> None
             state.trace_path = trace
         if batch.index in state.costs:
             costs.append(stage_costs(state.costs[batch.index], max(cfg.max_new_tokens - 1, 0)))
+            families.append(family_costs(session.spec, batch_workload(cfg, batch, cfg.max_new_tokens), state.dtype))
     timeline.costs = mean_costs(costs)
+    timeline.family_costs = mean_costs(families)
     step = timeline.costs.get("decode_step")
     timeline.analytic_kernels_per_step = step.kernels if step is not None and step.kernels else None
     steps = [
@@ -73,6 +78,21 @@ def profile_windows(state: ProfileState, cfg: ProfileConfig, emit: Emit) -> None
     ]
     timeline.timed_step_ms = sum(steps) / len(steps) if steps else None
     emit("profile", len(groups), len(groups), "")
+
+
+def batch_workload(cfg: ProfileConfig, batch: Batch, tokens: int) -> Workload:
+    """The analytic workload of one call over ``batch`` generating ``tokens`` per page (the exact input)."""
+    first = batch.items[0]
+    return Workload(
+        profile_id=f"measured-batch-{batch.index}",
+        mode=cfg.mode,
+        page_size=(first.page.width, first.page.height),
+        max_crops=cfg.max_crops,
+        prompt_tokens=max(int(batch.inputs.prompt_len) - first.image_tokens, 1),
+        max_new_tokens=tokens,
+        batch_size=batch.size,
+        num_pages=batch.size,
+    )
 
 
 def _loaded(state: ProfileState) -> ProfileSession:

@@ -18,12 +18,13 @@ pandas. The profiler's own events hold the same intervals and the kernel→opera
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import define, field
 from torch.autograd import DeviceType
 
 from llm_perf_opt.profiling.mfu import Peaks, StageCost
+from llm_perf_opt.profiling.op_categories import kernel_family, op_family
 from llm_perf_opt.profiling.torch_profiler import ProfiledCall, leaf_stage
 
 TIMELINE_STAGES: tuple[str, ...] = ("vision", "sam", "clip", "projector", "prefill", "decode_step")
@@ -36,6 +37,9 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "prefill": ("prefill",),
     "decode": ("decode_step",),
 }
+K = TypeVar("K")
+Interval = tuple[float, float, int, str]
+"""(start µs, end µs, kernels it counts as (0 for memcpy/memset), operator family)."""
 HOST_BOUND_BUSY = 0.5
 """Busy fraction below which a stage is host-bound: the GPU idles more than it works, waiting for launches."""
 _DEVICE_ACTIVITIES = ("kernel", "gpu_memcpy", "gpu_memset")
@@ -107,6 +111,10 @@ class Timeline:
     timed_step_ms: float | None = None
     """Mean decode step of the timed runs (decode_ms / decode steps) to compare the window with."""
     decode_mode: str | None = None
+    family_busy_us: dict[tuple[str, str], float] = field(factory=dict)
+    """(stage, operator family) → busy µs summed like the stage's (see :mod:`.op_categories`)."""
+    family_costs: dict[tuple[str, str], StageCost] = field(factory=dict)
+    """(stage, operator family) → analytic cost of one unit (call, or decode step)."""
     host_bound_busy: float = HOST_BOUND_BUSY
     """The busy fraction below which :meth:`verdict` says host-bound (readable by the renderers)."""
 
@@ -125,10 +133,13 @@ class Timeline:
             tl.units += call.decode_steps if name == "decode_step" else 1
             if not intervals:
                 continue
-            tl.span_us += max(e for _, e, _ in intervals) - min(s for s, _, _ in intervals)
-            tl.busy_us += union_us((s, e) for s, e, _ in intervals)
-            tl.launches += sum(n for _, _, n in intervals)
-            tl.launch_us += sum(e - s for s, e, _ in intervals)
+            tl.span_us += max(e for _, e, _, _ in intervals) - min(s for s, _, _, _ in intervals)
+            tl.busy_us += union_us((s, e) for s, e, _, _ in intervals)
+            tl.launches += sum(n for _, _, n, _ in intervals)
+            tl.launch_us += sum(e - s for s, e, _, _ in intervals)
+            for fam in {f for _, _, _, f in intervals}:
+                busy = union_us((s, e) for s, e, _, f in intervals if f == fam)
+                self.family_busy_us[(name, fam)] = self.family_busy_us.get((name, fam), 0.0) + busy
 
     @property
     def empty(self) -> bool:
@@ -172,6 +183,17 @@ class Timeline:
             out[stage] = (cost.flops / cost.bytes, cost.flops / (tl.per_unit(tl.busy_us) / 1e6))
         return out
 
+    def category_points(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """(stage, family) → (analytic FLOP/byte, achieved FLOP/s over the family's busy time)."""
+        out = {}
+        for key, cost in self.family_costs.items():
+            busy = self.family_busy_us.get(key, 0.0)
+            units = self.stages[key[0]].units
+            if busy <= 0 or not cost.bytes or not cost.flops or not units:
+                continue
+            out[key] = (cost.flops / cost.bytes, cost.flops / (busy / units / 1e6))
+        return out
+
 
 def stage_costs(measured: Mapping[str, StageCost], decode_steps: int) -> dict[str, StageCost]:
     """Analytic cost per timeline unit from the runner's per-call measured-stage costs."""
@@ -188,7 +210,7 @@ def stage_costs(measured: Mapping[str, StageCost], decode_steps: int) -> dict[st
     return out
 
 
-def mean_costs(costs: list[dict[str, StageCost]]) -> dict[str, StageCost]:
+def mean_costs(costs: list[dict[K, StageCost]]) -> dict[K, StageCost]:
     """Stage-wise mean of the costs of several profiled calls (the timeline sums them the same way)."""
     out = {}
     for stage in {s for c in costs for s in c}:
@@ -211,7 +233,7 @@ def _in_window(call: ProfiledCall, stage: str, start_us: float) -> bool:
     return stage != "decode" or call.window_start_us is None or start_us > call.window_start_us
 
 
-def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[tuple[float, float, int]]]:
+def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Interval]]:
     """Timeline stage → (start, end, kernels) of each device activity its operators launched.
 
     The decode window is decided by the host time of the launch (the CUDA runtime call sharing the
@@ -229,21 +251,24 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[tup
         elif kind in ("cuda_runtime", "cuda_driver"):
             launches[ev.id] = ev
     memo: dict[int, str] = {}
-    out: dict[str, list[tuple[float, float, int]]] = {s: [] for s in TIMELINE_STAGES}
+    out: dict[str, list[Interval]] = {s: [] for s in TIMELINE_STAGES}
     for k in kernels:
         linked = getattr(k, "linked_correlation_id", 0)
         op = by_id.get(linked)
         if op is None:
             continue
         stage = leaf_stage(op, memo, include_self=True)
-        launch = launches.get(getattr(k, "id", None))
-        same = launch is not None and getattr(launch, "linked_correlation_id", linked) == linked
-        issued = float(launch.time_range.start if same else op.time_range.start)
+        launch = launches.get(int(getattr(k, "id", -1)))
+        issued = float(op.time_range.start)
+        if launch is not None and getattr(launch, "linked_correlation_id", linked) == linked:
+            issued = float(launch.time_range.start)
         if stage not in _GROUPS or not _in_window(call, stage, issued):
             continue
         one = int(str(getattr(k, "activity_type", "kernel")) == "kernel")
+        is_op = str(getattr(op, "activity_type", "cpu_op")) == "cpu_op"
+        fam = op_family(op) if is_op else kernel_family(str(k.name))
         for group in _GROUPS[stage]:
-            out[group].append((float(k.time_range.start), float(k.time_range.end), one))
+            out[group].append((float(k.time_range.start), float(k.time_range.end), one, fam))
     return out
 
 
@@ -253,10 +278,10 @@ def _does_work(ev: Any) -> bool:
     return any(_does_work(c) for c in ev.cpu_children if str(getattr(c, "activity_type", "cpu_op")) == "cpu_op")
 
 
-def _operator_groups(call: ProfiledCall) -> dict[str, list[tuple[float, float, int]]]:
+def _operator_groups(call: ProfiledCall) -> dict[str, list[Interval]]:
     """Timeline stage → (start, end, 1) of each top-level aten operator that does work (CPU run)."""
     memo: dict[int, str] = {}
-    out: dict[str, list[tuple[float, float, int]]] = {s: [] for s in TIMELINE_STAGES}
+    out: dict[str, list[Interval]] = {s: [] for s in TIMELINE_STAGES}
     for ev in call.events:
         if str(getattr(ev, "activity_type", "")) != "cpu_op" or getattr(ev, "device_type", None) != DeviceType.CPU:
             continue
@@ -267,6 +292,7 @@ def _operator_groups(call: ProfiledCall) -> dict[str, list[tuple[float, float, i
         start = float(ev.time_range.start)
         if stage not in _GROUPS or not _in_window(call, stage, start) or not _does_work(ev):
             continue
+        fam = op_family(ev)
         for group in _GROUPS[stage]:
-            out[group].append((start, float(ev.time_range.end), 1))
+            out[group].append((start, float(ev.time_range.end), 1, fam))
     return out
