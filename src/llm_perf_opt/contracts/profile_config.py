@@ -165,7 +165,7 @@ class ProfileConfig:
                 continue
             meta = fld.metadata
             flag = flag_name(fld.name)
-            if isinstance(value, float | int) and not isinstance(value, bool) and not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):
                 raise UserError(f"{flag} must be a finite number, got {value}")  # NaN passes every comparison
             if meta.get("maximum") is not None and value > meta["maximum"]:
                 raise UserError(f"{flag} must be at most {meta['maximum']:,}, got {value}")
