@@ -145,7 +145,9 @@ class FitResult:
     fitted: list[FittedParam]
     rows: list[FitRow]
     iterations: int
+    """Jacobian evaluations of scipy's least_squares (summed over the fit's steps)."""
     converged: bool
+    """Every least_squares run stopped on a tolerance, not on its evaluation budget."""
     cost_before: float
     cost_after: float
     hardware_id: str

@@ -140,7 +140,8 @@ def render_calibration_md(fit: FitResult, run: ProfileRun) -> str:
         "",
         table(["workload", "stage", "measured ms", "before ms", "before error", "fitted ms", "fitted error"], rows),
         "",
-        f"Levenberg–Marquardt: {fit.iterations} iteration(s), {'converged' if fit.converged else 'NOT converged'}; "
+        f"scipy least_squares (dogbox): {fit.iterations} Jacobian evaluation(s), "
+        f"{'converged' if fit.converged else 'NOT converged'}; "
         f"cost {fit.cost_before:.3g} → {fit.cost_after:.3g}. The fitted parameters are this report's "
         "`inputs.roofline`, written also to `calibration.yaml` (reuse with `--calibration calibration.yaml`); "
         "`what-if` recomputes from `inputs`, so it uses them too.",

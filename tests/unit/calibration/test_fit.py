@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from llm_perf_opt.analytic.roofline import RooflineParams
 from llm_perf_opt.calibration import MeasuredWorkload, StagePredictor, StageSample, fit_params, get_value, with_values
 from llm_perf_opt.calibration.fit import default_priors
-from llm_perf_opt.calibration.linalg import inverse, solve
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import load_hardware
 from llm_perf_opt.specs.loader import load_model_spec
@@ -115,16 +112,3 @@ def test_bad_fit_inputs() -> None:
     empty = MeasuredWorkload(key="x", workload=MATRIX[0].workload, stages={})
     with pytest.raises(UserError, match="nothing to calibrate"):
         fit_params([empty], spec=SPEC, hardware=H100)
-
-
-def test_linalg() -> None:
-    a = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]]
-    inv = inverse(a)
-    for i in range(3):
-        for j in range(3):
-            assert sum(a[i][k] * inv[k][j] for k in range(3)) == pytest.approx(1.0 if i == j else 0.0, abs=1e-12)
-    x = solve(a, [1.0, 2.0, 3.0])
-    assert [sum(a[i][k] * x[k] for k in range(3)) for i in range(3)] == pytest.approx([1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="singular"):
-        inverse([[1.0, 2.0], [2.0, 4.0]])
-    assert math.isfinite(x[0])
