@@ -13,6 +13,9 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
+        # One line whatever user text it quotes: a key or value holding a newline or a control
+        # character is shown escaped (\n, \x1b), so the error can never span lines or drive the terminal.
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
         super().__init__(message)
         self.message = message
 
