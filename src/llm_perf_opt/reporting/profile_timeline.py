@@ -156,7 +156,14 @@ def timeline_section(state: ProfileState) -> list[str]:
             "They agree when decode is GPU-bound; a host-bound step is slowed by the profiler's own host work.",
             "",
         ]
-    lines += ["![GPU timeline per stage](timeline.png) ![Roofline](roofline.png)", ""]
+    lines += [
+        "![GPU timeline per stage](timeline.png) ![Roofline](roofline.png)",
+        "",
+        "Roofline: each stage at its analytic FLOP/byte and analytic FLOPs ÷ measured busy time, with its GEMM, "
+        "attention and other operators as small markers (families matched by layer class on the analytic side and "
+        "by operator name on the measured side, so approximate).",
+        "",
+    ]
     lines += _kernel_table(tl)
     if state.trace_path is not None:
         try:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # types only: reporting renders finished data and imports no 
     from llm_perf_opt.profiling.timeline import Timeline
 
 BUSY, IDLE = "#4C72B0", "#D9D9D9"
+FAMILY_MARKERS = {"GEMM": "^", "attention": "s", "other": "v"}
+SHORT = {"vision": "vision", "prefill": "prefill", "decode_step": "decode", "projector": "projector"}
 STAGE_COLOURS = {
     "vision": "#4C72B0",
     "sam": "#64B5CD",
@@ -93,9 +95,10 @@ def render_roofline(state: ProfileState) -> bytes:
     if tl is None or not points:
         return _empty("no roofline: needs the profiled window and the analytic FLOPs/bytes of each stage")
     peaks = state.peaks
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
-    xs = [x for x, _ in points.values()]
-    ys = [y for _, y in points.values()]
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
+    cats = tl.category_points()
+    xs = [x for x, _ in [*points.values(), *cats.values()]]
+    ys = [y for _, y in [*points.values(), *cats.values()]]
     lo, hi = min(xs) / 4, max(xs) * 4
     if peaks and peaks.tflops and peaks.bandwidth_tbs:
         ridge = peaks.tflops / peaks.bandwidth_tbs
@@ -116,8 +119,37 @@ def render_roofline(state: ProfileState) -> bytes:
             va="top",
         )
     for stage, (x, y) in points.items():
-        ax.scatter([x], [y], s=60, color=STAGE_COLOURS.get(stage, "grey"), zorder=3, label=STAGE_TITLES[stage].strip())
-        ax.annotate(STAGE_TITLES[stage].strip(), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.scatter([x], [y], s=70, color=STAGE_COLOURS.get(stage, "grey"), zorder=3, label=STAGE_TITLES[stage].strip())
+        dx, dy, ha = (8, -12, "left") if stage == "projector" else (-8, 7, "right")  # projector sits by prefill
+        ax.annotate(
+            SHORT.get(stage, stage),
+            (x, y),
+            textcoords="offset points",
+            xytext=(dx, dy),
+            fontsize=8,
+            ha=ha,
+            weight="bold",
+        )
+    for (stage, family), (x, y) in cats.items():
+        ax.scatter(
+            [x],
+            [y],
+            s=28,
+            marker=FAMILY_MARKERS.get(family, "x"),
+            color=STAGE_COLOURS.get(stage, "grey"),
+            zorder=3,
+            alpha=0.8,
+        )
+        ax.annotate(
+            f"{SHORT.get(stage, stage)} {family}",
+            (x, y),
+            textcoords="offset points",
+            xytext=(5, -9),
+            fontsize=6.5,
+            color="#444444",
+        )
+    for family, marker in FAMILY_MARKERS.items():  # legend entries for the category markers
+        ax.scatter([], [], s=28, marker=marker, color="grey", label=f"{family} operators (per stage)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -127,9 +159,9 @@ def render_roofline(state: ProfileState) -> bytes:
     ax.set_ylim(min(ys) / 4, top)
     ax.set_xlabel("arithmetic intensity, analytic FLOP per DRAM byte")
     ax.set_ylabel("achieved FLOP/s (analytic FLOPs ÷ measured busy time)")
+    ax.set_title("stages (large dots) and their operator families (small markers)", fontsize=8)
     ax.grid(True, which="major", lw=0.3)
-    if peaks and peaks.tflops and peaks.bandwidth_tbs:
-        ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(_title(state, tl), fontsize=9, y=0.01, va="bottom")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _png(fig)

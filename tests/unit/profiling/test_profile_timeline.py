@@ -145,6 +145,11 @@ def test_gpu_timeline_from_kernel_events() -> None:
     assert tl.window_step_ms() == pytest.approx(0.040)
     assert tl.verdict("decode_step", H200) == "host-bound: GPU busy 26% of the step"
     assert tl.verdict("sam", H200).startswith("GPU-bound")  # busy 100%, no analytic SAM cost given
+    # Every kernel here was launched under aten::mm: all GEMM time, per stage as the stage's busy.
+    assert tl.family_busy_us[("sam", "GEMM")] == 30 and tl.family_busy_us[("decode_step", "GEMM")] == 21
+    tl.family_costs = {("decode_step", "GEMM"): StageCost(flops=2e6, bytes=1e6)}
+    # 2 MFLOP per step over 21 µs busy / 2 steps = 10.5 µs → 1.9e11 FLOP/s at 2 FLOP/byte.
+    assert tl.category_points() == {("decode_step", "GEMM"): (2.0, pytest.approx(2e6 / 10.5e-6))}
 
 
 def test_graph_replay_kernels_count_by_launch_time() -> None:
@@ -156,12 +161,15 @@ def test_graph_replay_kernels_count_by_launch_time() -> None:
     early.linked_correlation_id = late.linked_correlation_id = 4
     kernels = [_kernel(4, 205, 215), _kernel(4, 216, 226), _kernel(4, 226, 230)]
     kernels[0].id, kernels[1].id, kernels[2].id = 50, 51, 51  # the first ran after the marker, launched before
+    kernels[1].name, kernels[2].name = "sm90_xmma_gemm_bf16bf16_bf16f32", "fmha_cutlassF_bf16_aligned"
     tl = Timeline()
     tl.add_call(
         ProfiledCall(events=[decode, early, late, *kernels], window=None, window_start_us=150.0, decode_steps=1)
     )
     step = tl.stages["decode_step"]
     assert (step.launches, step.span_us, step.busy_us) == (2, 14, 14)
+    # No aten operator around a graph kernel: its family comes from the kernel name.
+    assert tl.family_busy_us == {("decode_step", "GEMM"): 10, ("decode_step", "attention"): 4}
 
 
 def test_verdict_splits_memory_and_compute_bound_at_the_ridge() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import torch
 from PIL import Image
 
@@ -50,6 +51,19 @@ def gpu_state(tmp: Path) -> Any:
         "prefill": StageCost(flops=4.0e11, bytes=7.0e9),  # 57 FLOP/B: memory-bound
         "decode_step": StageCost(flops=1.2e9, bytes=1.3e9),
     }
+    per_unit = {  # (stage, family): (FLOPs, bytes, busy ms) of one call, or of one decode step
+        ("vision", "GEMM"): (1.6e12, 3.0e9, 12.0),
+        ("vision", "attention"): (3.5e11, 2.0e9, 4.0),
+        ("vision", "other"): (5.0e10, 1.0e9, 2.5),
+        ("prefill", "GEMM"): (3.9e11, 6.5e9, 7.0),
+        ("prefill", "attention"): (8.0e9, 1.0e8, 0.6),
+        ("prefill", "other"): (2.0e9, 4.0e8, 1.4),
+        ("decode_step", "GEMM"): (1.15e9, 1.2e9, 1.3),
+        ("decode_step", "attention"): (2.4e7, 4.0e7, 0.1),
+        ("decode_step", "other"): (1.0e6, 6.0e7, 0.2),
+    }
+    tl.family_costs = {k: StageCost(flops=f, bytes=b) for k, (f, b, _) in per_unit.items()}
+    tl.family_busy_us = {k: ms * 1000 * tl.stages[k[0]].units for k, (_, _, ms) in per_unit.items()}
     trace = tmp / "trace.json"
     trace.write_bytes(b"x" * 3_400_000)
     tables = SimpleNamespace(
@@ -86,6 +100,8 @@ def test_report_states_measured_busy_fractions_and_verdicts(tmp_path: Path) -> N
     lines = summary_lines(state)
     assert any("decode is host-bound" in line for line in lines)
     assert any("the vision encoders: GPU busy 92%" in line for line in lines)
+    x, y = state.timeline.category_points()[("decode_step", "GEMM")]
+    assert x == pytest.approx(1.15 / 1.2) and y == pytest.approx(1.15e9 / 1.3e-3)  # per step, over its busy time
 
 
 def test_cpu_run_says_there_are_no_gpu_kernels(tmp_path: Path) -> None:
