@@ -257,3 +257,20 @@ def decode_step_extra_bytes(
     kv = DTYPE_BYTES[precision.kv_dtype]
     per_layer = 2 * workload.batch_size * context * dec.num_kv_heads * dec.head_dim * kv
     return float(dec.num_layers * per_layer * 2)
+
+
+def ngram_host_work(workload: Workload, n: int, *, context: int) -> tuple[int, int]:
+    """(n-gram tuples built, list elements copied) by transformers' NoRepeatNGramLogitsProcessor in ONE step.
+
+    hf-official rebuilds the whole table every step from ``input_ids.tolist()`` (B rows of ``context``
+    ids): one (n−1)-tuple per position, and ``table[key] = table.get(key, []) + [next]`` copies the
+    list of a repeated key each time. The image slots all hold one id, so the key of n−1 image ids
+    repeats I − n + 1 times and its list copies sum to (I − n + 1)(I − n + 2)/2 elements — quadratic
+    in the page's image tokens. Multiply by calibrated host costs (µs per tuple, ns per element).
+    """
+    if n < 2 or context < n:
+        return 0, 0
+    b = workload.batch_size
+    tuples = b * (context - n + 1)
+    repeats = max(workload.image_tokens - n + 1, 0)
+    return tuples, b * repeats * (repeats + 1) // 2

@@ -85,3 +85,12 @@ def test_the_module_imports_no_torch() -> None:
     code = "import sys, llm_perf_opt.analytic.implementations; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_ngram_table_work_is_quadratic_in_the_image_slots() -> None:
+    base = Workload(profile_id="b", mode="base", page_size=(1654, 2339), max_new_tokens=64)
+    i = base.image_tokens  # 273 slots of one id: the (n−1)-gram of image ids repeats 273 − 20 + 1 times
+    tuples, copies = impl.ngram_host_work(base, 20, context=300)
+    assert tuples == 300 - 20 + 1
+    assert copies == (i - 19) * (i - 18) // 2
+    assert impl.ngram_host_work(base, 0, context=300) == (0, 0)
