@@ -92,7 +92,8 @@ class _Group(click.Group):
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `llm-perf-opt`: the help, as click shows it
                 exc.show()
                 sys.exit(exc.exit_code)
-            where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+            ctx = getattr(exc, "ctx", None)  # usage errors know their command
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             _echo_err(f"error: {_one_line(exc.format_message())}{where}")
             sys.exit(exc.exit_code)
         except click.Abort:
