@@ -3,8 +3,10 @@
 ``<output_dir>/``: ``report.md``, ``operators.md``, ``metrics.json`` (the ``LLMProfileReport``),
 ``summary.json`` (its ``LLMProfileReportSummary``), ``stakeholder_summary.md``, ``inputs.yaml``,
 ``env.json``, ``assumptions.md``, ``runs.jsonl`` (one raw record per timed run),
-``stage_breakdown.png`` and, with ``--trace``, ``trace.json``. Each file goes to a temporary file
-and is renamed into place, so a reader never sees half a file.
+``stage_breakdown.png`` and, with ``--trace``, ``trace.json``. All of them are written into the run's
+staging directory (:class:`~llm_perf_opt.io.artifact_set.ArtifactSet`) and published together, with
+``artifact_set.json``, by one rename: a reader sees the whole set of one run or none of it. An
+interrupted run's set is published too, with ``run_status: incomplete`` in every document.
 """
 
 from __future__ import annotations
