@@ -67,7 +67,8 @@ def _print_summary(result: ProfileResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from llm_perf_opt.reporting.profile_format import METRIC_LABELS, num, pct
+    from llm_perf_opt.reporting.profile_format import METRIC_LABELS
+    from llm_perf_opt.reporting.text import num, pct
 
     state = result.state
     report: Any = result.report

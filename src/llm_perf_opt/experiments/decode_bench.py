@@ -325,7 +325,7 @@ def agreement(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 
 def render_table(result: dict[str, Any]) -> str:
     """Markdown: one row per (batch, mode), then the process agreement when there is one."""
-    from llm_perf_opt.reporting.profile_format import table
+    from llm_perf_opt.reporting.text import table
 
     env, hw = result.get("env") or {}, result.get("hardware")
     roof = f"{hw['bandwidth_tbs']} TB/s peak ({hw['id']})" if hw else "n/a"

@@ -192,7 +192,7 @@ def _time(cfg: DecodeVsHFConfig, runner: Any, context: int, spec: Any, device: A
 
 def render_table(result: dict[str, Any]) -> str:
     """Markdown: ms per decode step, ours vs transformers, per attention and context."""
-    from llm_perf_opt.reporting.profile_format import table
+    from llm_perf_opt.reporting.text import table
 
     rows = []
     for r in result.get("timings", []):

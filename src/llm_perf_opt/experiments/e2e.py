@@ -131,7 +131,7 @@ def compare_run_dir(run: Path, *, new_tokens: int, hardware: str | None = None) 
 
 def render_table(result: dict[str, Any]) -> str:
     """Markdown: measured vs predicted per stage, then the checks."""
-    from llm_perf_opt.reporting.profile_format import table
+    from llm_perf_opt.reporting.text import table
 
     rows = [[s["label"], f"{s['measured_ms']:.3f}", f"{s['measured_std_ms']:.3f}", f"{s['predicted_ms']:.3f}",
              f"{s['predicted_over_measured']:.2f}", s["bound"]] for s in result["stages"]]

@@ -164,7 +164,7 @@ def _env(runs_root: Path, calibrate_on: str) -> dict[str, Any]:
 
 def render_markdown(data: dict[str, Any]) -> str:
     """Counts per stage and mode, then every held-out cell: measured, predicted, error."""
-    from llm_perf_opt.reporting.profile_format import table
+    from llm_perf_opt.reporting.text import table
 
     env = data.get("env") or {}
     lines = [

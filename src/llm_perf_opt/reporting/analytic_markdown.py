@@ -6,38 +6,14 @@ Pure string building from finished data (the report, and the per-class numbers t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.data.layer_pages import LayerClassPage
+from llm_perf_opt.reporting.text import MISSING, table
 
 MAX_ROWS_PER_CLASS = 12
 TOP_MODULES = 15
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 100:
-            return f"{value:,.1f}"
-        if abs(value) >= 0.01:
-            return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
-        return f"{value:.3g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value).replace("|", "\\|")
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def render_report_md(report: AnalyticModelReport, pages: Sequence[LayerClassPage] = ()) -> str:
@@ -121,7 +97,7 @@ def render_report_md(report: AnalyticModelReport, pages: Sequence[LayerClassPage
                     s.share_of_model_time,
                     s.total_flops_tflops,
                     s.total_io_tb * 1e3,
-                    bounds.get(s.module_id, "–"),
+                    bounds.get(s.module_id, MISSING),
                 ]
                 for s in leaves
             ],
@@ -142,7 +118,7 @@ def render_report_md(report: AnalyticModelReport, pages: Sequence[LayerClassPage
                     o.flops_tflops,
                     o.share_of_module_flops,
                     o.io_tb * 1e3,
-                    ", ".join(cats[o.category_id].match_classes) or "–",
+                    ", ".join(cats[o.category_id].match_classes) or MISSING,
                 ]
                 for o in root.operator_breakdown
             ],
@@ -174,7 +150,7 @@ def render_report_md(report: AnalyticModelReport, pages: Sequence[LayerClassPage
             [
                 [
                     tok.mode,
-                    "x".join(map(str, tok.page_size)) if tok.page_size else "–",
+                    "x".join(map(str, tok.page_size)) if tok.page_size else MISSING,
                     "x".join(map(str, tok.tile_grid)),
                     ", ".join(f"{n}×{v}px" for v, n in tok.views),
                     tok.image_tokens,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llm_perf_opt.data.stages import OPERATOR_LEAF_STAGES, OPERATOR_TABLE_STAGES
-from llm_perf_opt.reporting.profile_format import LEAF_LABELS, num, pct, table
+from llm_perf_opt.reporting.profile_format import LEAF_LABELS
+from llm_perf_opt.reporting.text import num, pct, table
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.profiling.state import ProfileState

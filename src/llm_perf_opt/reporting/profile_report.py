@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.data.stats import summarize
-from llm_perf_opt.reporting.profile_format import METRIC_LABELS, STATS_HEADER, num, pct, sig, stats_row, table
+from llm_perf_opt.reporting.profile_format import METRIC_LABELS, STATS_HEADER, stats_row
 from llm_perf_opt.reporting.profile_timeline import timeline_section
+from llm_perf_opt.reporting.text import MISSING, num, pct, sig, table
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.profiling.records import RunRecord
@@ -27,7 +28,7 @@ MFU_LABELS: dict[str, str] = {
 def _peaks_text(state: ProfileState) -> str:
     peaks = state.peaks
     if peaks is None:
-        return "—"
+        return MISSING
     parts = []
     if peaks.tflops:
         parts.append(f"{peaks.tflops:g} TFLOP/s dense")
@@ -201,10 +202,10 @@ def _operators(state: ProfileState, report: LLMProfileReport | None) -> list[str
         rows.append(
             [
                 f"`{row.name}`",
-                row.stage or "—",
+                row.stage or MISSING,
                 str(round(row.calls)),
                 num(row.self_cpu_us / 1000, 3),
-                num(row.self_device_us / 1000, 3) if dev else "—",
+                num(row.self_device_us / 1000, 3) if dev else MISSING,
             ]
         )
     lines += [

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llm_perf_opt.data.profile import LLMProfileReport
-from llm_perf_opt.reporting.profile_format import LEAF_LABELS, num, pct
+from llm_perf_opt.reporting.profile_format import LEAF_LABELS
 from llm_perf_opt.reporting.profile_timeline import decode_advice, decode_sentence, summary_lines
+from llm_perf_opt.reporting.text import num, pct
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.profiling.state import ProfileState

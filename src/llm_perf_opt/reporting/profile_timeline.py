@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llm_perf_opt.reporting.profile_format import num, pct, table
+from llm_perf_opt.reporting.text import num, pct, table
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.profiling.state import ProfileState

@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from llm_perf_opt.reporting.profile_format import num
 from llm_perf_opt.reporting.profile_timeline import STAGE_TITLES
+from llm_perf_opt.reporting.text import num
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.profiling.state import ProfileState

@@ -5,10 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:,.{digits}f}"
+from llm_perf_opt.reporting.text import ms, num
 
 
 def analytic_stage_table(report: AnalyticModelReport) -> Table:
@@ -26,13 +23,13 @@ def analytic_stage_table(report: AnalyticModelReport) -> Table:
     for stage in report.stages:
         table.add_row(
             stage.stage,
-            _fmt(stage.flops_tflops * 1e3, 1),
-            _fmt(stage.io_tb * 1e3, 3),
-            _fmt(stage.predicted_ms),
+            num(stage.flops_tflops * 1e3, 1),
+            num(stage.io_tb * 1e3, 3),
+            ms(stage.predicted_ms),
             stage.bound,
             f"{(stage.predicted_ms or 0.0) / total:.1%}",
         )
-    table.add_row("total", "", "", _fmt(report.predicted_total_time_ms), "", "100%", style="bold")
+    table.add_row("total", "", "", ms(report.predicted_total_time_ms), "", "100%", style="bold")
     return table
 
 

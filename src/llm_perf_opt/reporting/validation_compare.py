@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS
-from llm_perf_opt.reporting.analytic_markdown import table
+from llm_perf_opt.reporting.text import MISSING, ms, pct, table
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.calibration.compare import WorkloadComparison
@@ -52,25 +52,17 @@ FIT_METHOD = {
 }
 
 
-def pct(value: float) -> str:
-    return f"{value * 100:+.1f}%"
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
-
-
 def render_comparison_md(comparison: WorkloadComparison, run: ProfileRun) -> str:
     """``## Measured vs predicted`` for the run's exact input."""
     rows = [
         [
             r.label,
-            f"≥ {_ms(r.measured_ms)} (profiler pass)"
+            f"≥ {ms(r.measured_ms)} (profiler pass)"
             if r.stage.endswith("_gpu")
-            else f"{_ms(r.measured_ms)} ± {_ms(r.measured_std_ms)} (n={r.n})",
-            _ms(r.predicted_ms),
+            else f"{ms(r.measured_ms)} ± {ms(r.measured_std_ms)} (n={r.n})",
+            ms(r.predicted_ms),
             f"{r.ratio:.3f}",
-            pct(r.error),
+            pct(r.error, signed=True),
             r.bound,
         ]
         for r in comparison.rows
@@ -106,7 +98,7 @@ def render_comparison_md(comparison: WorkloadComparison, run: ProfileRun) -> str
 def _param_rows(fit: FitResult) -> list[list[str]]:
     out = []
     for p in fit.fitted:
-        spread = f"×{math.exp(p.log_sigma):.2f}" if p.log_sigma is not None else "–"
+        spread = f"×{math.exp(p.log_sigma):.2f}" if p.log_sigma is not None else MISSING
         bound = f" (at {p.at_bound} bound)" if p.at_bound else ""
         out.append([f"`{p.name}`", f"{p.start:.4g}", f"{p.value:.4g}{bound}", spread, p.step, p.main_sources()])
     return out
@@ -118,11 +110,11 @@ def render_calibration_md(fit: FitResult, run: ProfileRun) -> str:
         [
             r.key,
             MEASURED_STAGE_LABELS.get(r.stage, r.stage),
-            _ms(r.measured_ms),
-            _ms(r.before_ms),
-            pct(r.error_before),
-            _ms(r.after_ms),
-            pct(r.error_after),
+            ms(r.measured_ms),
+            ms(r.before_ms),
+            pct(r.error_before, signed=True),
+            ms(r.after_ms),
+            pct(r.error_after, signed=True),
         ]
         for r in fit.rows
     ]
@@ -169,6 +161,9 @@ def render_calibration_yaml(fit: FitResult, run: ProfileRun) -> str:
             for p in fit.fitted
         ],
         "# stage: measured ms -> fitted ms (error)",
-        *[f"#   {r.stage} @ {r.key}: {r.measured_ms:.4g} -> {r.after_ms:.4g} ({pct(r.error_after)})" for r in fit.rows],
+        *[
+            f"#   {r.stage} @ {r.key}: {r.measured_ms:.4g} -> {r.after_ms:.4g} ({pct(r.error_after, signed=True)})"
+            for r in fit.rows
+        ],
     ]
     return "\n".join(head) + "\n" + to_yaml(fit.params)

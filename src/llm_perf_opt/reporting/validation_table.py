@@ -12,18 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from llm_perf_opt.data.stages import ACCURACY_TARGET as TARGET
 from llm_perf_opt.data.stages import MEASURED_STAGE_LABELS, MEASURED_STAGES
-from llm_perf_opt.reporting.analytic_markdown import table
-from llm_perf_opt.reporting.validation_compare import FIT_METHOD, GPU_NOTE, MAPPING_NOTE, pct
+from llm_perf_opt.reporting.text import MISSING, ms, pct, table
+from llm_perf_opt.reporting.validation_compare import FIT_METHOD, GPU_NOTE, MAPPING_NOTE
 
 if TYPE_CHECKING:  # types only: reporting renders finished data and imports no computing package
     from llm_perf_opt.calibration.compare import WorkloadComparison
     from llm_perf_opt.calibration.validation import ValidationResult, ValidationRow
 
 DAGGER = "†"
-
-
-def _ms(v: float) -> str:
-    return f"{v:,.3f}" if v < 10 else f"{v:,.1f}"
 
 
 def _key(row: ValidationRow) -> str:
@@ -42,7 +38,7 @@ def _stage_summary(result: ValidationResult) -> str:
                 f"{s.within_calibrated}/{s.count}",
                 f"{s.median_abs_uncalibrated * 100:.1f}%",
                 f"{s.median_abs_calibrated * 100:.1f}%",
-                f"{pct(worst.error_calibrated)} ({worst.key})" if worst else "–",
+                f"{pct(worst.error_calibrated, signed=True)} ({worst.key})" if worst else MISSING,
             ]
         )
     return table(
@@ -61,9 +57,12 @@ def _matrix(result: ValidationResult) -> str:
         rows.append(
             [_key(first)]
             + [
-                (pct(cell[(k, s)].error_calibrated) + (" ✗" if abs(cell[(k, s)].error_calibrated) > TARGET else ""))
+                (
+                    pct(cell[(k, s)].error_calibrated, signed=True)
+                    + (" ✗" if abs(cell[(k, s)].error_calibrated) > TARGET else "")
+                )
                 if (k, s) in cell
-                else "–"
+                else MISSING
                 for s in stages
             ]
         )
@@ -75,12 +74,12 @@ def _long(result: ValidationResult) -> str:
         [
             _key(r),
             MEASURED_STAGE_LABELS.get(r.stage, r.stage),
-            _ms(r.measured_ms),
-            _ms(r.measured_std_ms),
-            _ms(r.uncalibrated_ms),
-            pct(r.error_uncalibrated),
-            _ms(r.calibrated_ms),
-            pct(r.error_calibrated),
+            ms(r.measured_ms),
+            ms(r.measured_std_ms),
+            ms(r.uncalibrated_ms),
+            pct(r.error_uncalibrated, signed=True),
+            ms(r.calibrated_ms),
+            pct(r.error_calibrated, signed=True),
             r.bound_calibrated,
         ]
         for r in result.rows
@@ -136,7 +135,7 @@ def render_table_md(result: ValidationResult, env: Mapping[str, Any]) -> str:
 def _params_table(result: ValidationResult) -> str:
     rows = []
     for p in result.fit.fitted:
-        spread = f"×{math.exp(p.log_sigma):.2f}" if p.log_sigma is not None else "–"
+        spread = f"×{math.exp(p.log_sigma):.2f}" if p.log_sigma is not None else MISSING
         bound = f" (at {p.at_bound} bound)" if p.at_bound else ""
         rows.append([f"`{p.name}`", f"{p.start:.4g}", f"{p.value:.4g}{bound}", spread, p.step, p.main_sources()])
     return table(
@@ -152,8 +151,9 @@ def _findings(result: ValidationResult) -> list[str]:
         med = errs[len(errs) // 2]
         bounds = sorted({r.bound_calibrated for r in rows} - {"n/a"})
         line = (
-            f"- **{MEASURED_STAGE_LABELS.get(s.stage, s.stage)}**: calibrated error {pct(errs[0])} … {pct(errs[-1])} "
-            f"(median {pct(med)}); {s.within_calibrated}/{s.count} within ±{TARGET:.0%}"
+            f"- **{MEASURED_STAGE_LABELS.get(s.stage, s.stage)}**: calibrated error "
+            f"{pct(errs[0], signed=True)} … {pct(errs[-1], signed=True)} "
+            f"(median {pct(med, signed=True)}); {s.within_calibrated}/{s.count} within ±{TARGET:.0%}"
         )
         if bounds:
             line += f"; analytic bound {', '.join(bounds)}"
@@ -161,7 +161,7 @@ def _findings(result: ValidationResult) -> list[str]:
         if misses:
             over = sum(r.error_calibrated > 0 for r in misses)
             line += (
-                f". Misses: {', '.join(f'{r.key} {pct(r.error_calibrated)}' for r in misses[:6])}"
+                f". Misses: {', '.join(f'{r.key} {pct(r.error_calibrated, signed=True)}' for r in misses[:6])}"
                 + (" …" if len(misses) > 6 else "")
                 + f" ({over} over-, {len(misses) - over} under-predicted)"
             )
@@ -193,8 +193,13 @@ def _git(env: Mapping[str, Any]) -> str:
 
 def _calibration_rows(own: WorkloadComparison) -> list[str]:
     rows = [
-        [r.label, ("≥ " if r.stage.endswith("_gpu") else "") + _ms(r.measured_ms), _ms(r.predicted_ms), pct(r.error),
-         r.bound]
+        [
+            r.label,
+            ("≥ " if r.stage.endswith("_gpu") else "") + ms(r.measured_ms),
+            ms(r.predicted_ms),
+            pct(r.error, signed=True),
+            r.bound,
+        ]
         for r in own.rows
     ]
     return ["## The calibration workload after the fit: wall time and GPU busy time", "",

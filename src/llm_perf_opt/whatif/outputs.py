@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.io.artifact_set import ArtifactSet
 from llm_perf_opt.io.atomic import atomic_write_text
+from llm_perf_opt.reporting.text import compact
 from llm_perf_opt.whatif.evaluate import WhatIfRow
 from llm_perf_opt.whatif.overrides import display_value, parse_value
 from llm_perf_opt.whatif.scenarios import sweep_values
@@ -125,20 +126,6 @@ def write_outputs(
     return [target / name for name in names]
 
 
-def fmt_num(value: float) -> str:
-    """Compact figures for the table: 1,322 / 17.5 / 5.48 / 0.0901."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    a = abs(value)
-    if a >= 100:
-        return f"{value:,.0f}"
-    if a >= 10:
-        return f"{value:.1f}"
-    if a >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
 _BOUND_TAG = {"compute": "C", "memory": "M", "launch": "L", "none": "-", "n/a": "?"}
 
 
@@ -158,12 +145,12 @@ def render_table(rows: Sequence[WhatIfRow], *, title: str, max_rows: int = 50) -
     shown = rows if max_rows <= 0 or len(rows) <= max_rows else rows[:max_rows]
     for row in shown:
         cells = [str(v) for v in row.scenario.values()] if keys else ["report"]
-        cells += [f"{fmt_num(s.predicted_ms)} {_BOUND_TAG.get(s.bound, '?')}" for s in row.stages.values()]
+        cells += [f"{compact(s.predicted_ms)} {_BOUND_TAG.get(s.bound, '?')}" for s in row.stages.values()]
         cells += [
-            fmt_num(row.latency_ms),
-            fmt_num(row.ms_per_page),
-            fmt_num(row.pages_per_s),
-            fmt_num(row.tokens_per_s),
+            compact(row.latency_ms),
+            compact(row.ms_per_page),
+            compact(row.pages_per_s),
+            compact(row.tokens_per_s),
             f"{row.memory_gb:.1f}/{row.device_memory_gb:g}",
             "yes" if row.fits else "[red]no[/red]",
             str(row.max_batch),

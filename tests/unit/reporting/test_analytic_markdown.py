@@ -5,19 +5,9 @@ from __future__ import annotations
 from llm_perf_opt.analytic import api
 from llm_perf_opt.data.layer_pages import LayerClassPage, LayerRow
 from llm_perf_opt.hardware.table import HARDWARE_TABLE
-from llm_perf_opt.reporting.analytic_markdown import render_layer_pages, render_report_md, table
+from llm_perf_opt.reporting.analytic_markdown import render_layer_pages, render_report_md
 from llm_perf_opt.specs.model_spec import TINY
 from llm_perf_opt.specs.workload import WORKLOAD_PROFILES
-
-
-def test_table_formats_numbers_and_escapes_pipes() -> None:
-    text = table(["a", "b", "c", "d"], [[1234567, 0.5, 1234.5678, "x|y"], [None, True, 0.0, 2e-5]])
-    assert text.splitlines() == [
-        "| a | b | c | d |",
-        "|---|---|---|---|",
-        "| 1,234,567 | 0.5 | 1,234.6 | x\\|y |",
-        "| – | yes | 0 | 2e-05 |",
-    ]
 
 
 def test_layer_page_shows_the_rows_it_is_given() -> None:

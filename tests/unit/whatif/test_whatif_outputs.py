@@ -16,7 +16,7 @@ from rich.console import Console
 import llm_perf_opt.whatif as whatif_pkg
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.whatif import evaluate
-from llm_perf_opt.whatif.outputs import fmt_num, json_document, render_table, write_outputs
+from llm_perf_opt.whatif.outputs import json_document, render_table, write_outputs
 
 SWEEPS = {"hardware": "h100-sxm,h200", "batch_size": [1, 8, 32]}
 
@@ -50,10 +50,6 @@ def test_table_lists_rows_and_says_what_is_hidden(ocr_report: AnalyticModelRepor
     console = Console(width=220, record=True, file=io.StringIO())
     console.print(render_table(rows, title="t", max_rows=0))
     assert "showing" not in console.export_text()
-
-
-def test_fmt_num() -> None:
-    assert [fmt_num(v) for v in (1321.6, 17.54, 5.478, 0.09010)] == ["1,322", "17.5", "5.48", "0.0901"]
 
 
 def test_plots(ocr_report: AnalyticModelReport, tmp_path: Path) -> None:
