@@ -115,7 +115,7 @@ def test_stage_times_are_positive_and_consistent(main_run: dict[str, Any]) -> No
         assert 0 < vision_prefill_decode <= r["total_ms"] + 1e-6
         assert r["total_ms"] - vision_prefill_decode < 0.05 * r["total_ms"] + 1.0
         assert r["sam_ms"] + r["clip_ms"] <= r["vision_ms"] + 1e-6
-        assert r["new_tokens"] == 8 and r["decode_steps"] == 1
+        assert r["new_tokens"] == 8 and r["decode_range_openings"] == 1
     assert means["sam"] + means["clip"] <= means["vision"] + 1e-6
     assert means["vision"] + means["projector"] <= means["prefill"] < means["total"]
 

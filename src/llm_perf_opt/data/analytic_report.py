@@ -108,13 +108,21 @@ class ImageTokenFacts:
     image_tokens: int
     """Image-token slots per page (features + newlines + separator)."""
     feature_tokens: int
+    """Image slots holding projected vision features (global view + local tiles; no newlines, no separator)."""
     newline_tokens: int
+    """Learned ``image_newline`` slots, one after each row of features (global grid and tile mosaic)."""
     prompt_tokens: int
+    """Text tokens of the prompt, BOS included."""
     prefill_tokens: int
+    """Sequence length of the first forward per page: prompt_tokens + image_tokens."""
     max_new_tokens: int
+    """Tokens generated per page, N (the first comes from prefill)."""
     decode_steps: int
+    """Decode forwards per page, N − 1: one per generated token after the first."""
     final_context: int
+    """KV-cache length per page after the last decode step: prefill_tokens + decode_steps."""
     batch_size: int
+    """Pages per generation call."""
 
 
 @define(kw_only=True)

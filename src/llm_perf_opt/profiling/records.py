@@ -40,21 +40,29 @@ class RunRecord:
     """One timed generation call; times in ms, relative stage bounds from the clock."""
 
     index: int
+    """Position of this call among the run's timed calls (0, 1, …; warm-up calls are not recorded)."""
     repeat: int
+    """Which pass over the page batches this call belongs to (0 … repeats − 1)."""
     batch_index: int
+    """Which batch of pages (0-based, in input order) this call ran."""
     pages: list[str]
     """File names of the pages in this batch."""
     categories: list[str]
+    """Content category of each page (``text_heavy``, ``image_rich``, … for the synthetic pages)."""
     batch_size: int
+    """Pages (sequences) generated together in this call."""
     image_tokens: int
     """Image-token slots per page."""
     tile_grid: list[int]
+    """Local tiles of the first page, ``[across, down]`` (``[1, 1]``: no local tiles)."""
     prompt_len: int
     """Prompt length per sequence (text + image slots)."""
     new_tokens: int
     """Generated tokens per sequence (first from prefill, the rest from decode)."""
     total_ms: float
+    """Wall time of the whole ``generate`` call, CUDA-synchronised at both ends."""
     prefill_ms: float
+    """The ``prefill`` range: the first forward over prompt + image tokens, vision and projector included."""
     prefill_end_ms: float
     """Time from the call's start to the end of the first forward (= TTFT)."""
     vision_range_ms: float
@@ -62,20 +70,28 @@ class RunRecord:
     vision_ms: float
     """Vision without the projector: SAM + CLIP + glue."""
     sam_ms: float
+    """The ``sam`` range: the SAM ViT-B encoder over every view."""
     clip_ms: float
+    """The ``clip`` range: the CLIP-L encoder over every view."""
     projector_ms: float
+    """The ``projector`` range: the MLP that maps vision features to decoder embeddings."""
     prefill_decoder_ms: float
     """Prefill without the vision and projector ranges: the decoder over prompt + image tokens."""
     decode_ms: float
     """Everything after the first forward until the call returns (``decode`` = the rest)."""
     decode_range_ms: float
-    decode_steps: int
+    """Span of the ``decode`` range (first opening to last closing); ``decode_ms`` minus loop overhead outside it."""
+    decode_range_openings: int
+    """How often the ``decode`` range opened in this call (1 when the loop is one range). Not the number of
+    decode steps: those are ``new_tokens − 1``."""
     decode_mode: str = "eager"
     """How the decode steps ran: ``graph`` (replayed CUDA graphs) or ``eager`` (kernels issued from Python)."""
     capture_ms: float = 0.0
     """Graph capture time that fell inside this run (0 when captured before timing, as it should be)."""
     peak_memory_bytes: int | None = None
+    """Peak memory allocated by torch on the device during the call (bytes; None on CPU)."""
     kv_cache_bytes: int | None = None
+    """Bytes of the KV cache at the end of the call (None when the model does not report it)."""
     ranges: dict[str, dict[str, float]] = field(factory=dict)
     """Raw clock output per range name: count, sum_ms, start_ms, end_ms."""
     analytic_tflop: dict[str, float] = field(factory=dict)
@@ -83,7 +99,9 @@ class RunRecord:
     analytic_gb: dict[str, float] = field(factory=dict)
     """Analytic DRAM GB (10^9 bytes) per measured stage for this call."""
     mfu: dict[str, float] = field(factory=dict)
+    """Model FLOPs utilisation per measured stage: analytic FLOPs / (stage time × dense peak of the precision)."""
     bandwidth_utilization: dict[str, float] = field(factory=dict)
+    """Analytic bytes / (stage time × peak DRAM bandwidth) per measured stage."""
 
     @property
     def generated_tokens(self) -> int:
@@ -170,5 +188,5 @@ def stage_bounds(ranges: dict[str, RangeTiming], total_ms: float) -> dict[str, f
         "prefill_decoder_ms": max(prefill_ms - inside_prefill, 0.0),
         "decode_ms": max(total_ms - prefill_end, 0.0),
         "decode_range_ms": decode.span_ms if decode else 0.0,
-        "decode_steps": decode.count if decode else 0,
+        "decode_range_openings": decode.count if decode else 0,
     }

@@ -105,7 +105,7 @@ class Workload:
     prompt_tokens: int = field(default=DEFAULT_PROMPT_TOKENS, validator=_bounded(1, MAX_TOKENS))
     """Text tokens of the prompt, BOS included, besides the image slots."""
     max_new_tokens: int = field(default=512, validator=_bounded(0, MAX_TOKENS))
-    """Generated tokens per page (the decode stage runs this many steps; the first comes from prefill)."""
+    """N, generated tokens per page: the first comes from prefill, so the decode stage runs N − 1 steps."""
     batch_size: int = field(default=1, validator=_bounded(1, MAX_BATCH_SIZE))
     """Pages per generation call."""
     num_pages: int = field(default=1, validator=_bounded(1, MAX_NUM_PAGES))

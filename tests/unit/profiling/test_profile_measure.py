@@ -56,7 +56,7 @@ def test_stage_clock_nested_ranges_add_up() -> None:
     b = stage_bounds(ranges, total)
     assert b["sam_ms"] >= 2 and b["clip_ms"] >= 2 and b["prefill_decoder_ms"] >= 2
     assert b["vision_ms"] == pytest.approx(b["vision_range_ms"] - b["projector_ms"])
-    assert b["decode_steps"] == 3 and b["decode_ms"] >= b["decode_range_ms"] > 0
+    assert b["decode_range_openings"] == 3 and b["decode_ms"] >= b["decode_range_ms"] > 0
     parts = b["vision_range_ms"] + b["prefill_decoder_ms"] + b["decode_ms"]
     assert parts <= total + 1e-6
     # Only the setup before prefill lies outside the stages: exact accounting, not a time budget.
