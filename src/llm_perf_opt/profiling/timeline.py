@@ -259,13 +259,15 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
             continue
         stage = leaf_stage(op, memo, include_self=True)
         launch = launches.get(int(getattr(k, "id", -1)))
-        issued = float(op.time_range.start)
+        is_op = str(getattr(op, "activity_type", "cpu_op")) == "cpu_op"
+        # Without its runtime call: the operator's start, or for a kernel launched straight from a range
+        # (graph replay) its own start, which trails the launch, rather than the range's start.
+        issued = float(op.time_range.start if is_op else k.time_range.start)
         if launch is not None and getattr(launch, "linked_correlation_id", linked) == linked:
             issued = float(launch.time_range.start)
         if stage not in _GROUPS or not _in_window(call, stage, issued):
             continue
         one = int(str(getattr(k, "activity_type", "kernel")) == "kernel")
-        is_op = str(getattr(op, "activity_type", "cpu_op")) == "cpu_op"
         fam = op_family(op) if is_op else kernel_family(str(k.name))
         for group in _GROUPS[stage]:
             out[group].append((float(k.time_range.start), float(k.time_range.end), one, fam))

@@ -162,14 +162,20 @@ def test_graph_replay_kernels_count_by_launch_time() -> None:
     kernels = [_kernel(4, 205, 215), _kernel(4, 216, 226), _kernel(4, 226, 230)]
     kernels[0].id, kernels[1].id, kernels[2].id = 50, 51, 51  # the first ran after the marker, launched before
     kernels[1].name, kernels[2].name = "sm90_xmma_gemm_bf16bf16_bf16f32", "fmha_cutlassF_bf16_aligned"
+    # No runtime call recorded: the kernel's own start decides (after the marker: in; before: out).
+    orphans = [_kernel(4, 240, 245), _kernel(4, 140, 145)]
+    orphans[0].id, orphans[1].id = 98, 99
     tl = Timeline()
-    tl.add_call(
-        ProfiledCall(events=[decode, early, late, *kernels], window=None, window_start_us=150.0, decode_steps=1)
-    )
+    events = [decode, early, late, *kernels, *orphans]
+    tl.add_call(ProfiledCall(events=events, window=None, window_start_us=150.0, decode_steps=1))
     step = tl.stages["decode_step"]
-    assert (step.launches, step.span_us, step.busy_us) == (2, 14, 14)
+    assert (step.launches, step.span_us, step.busy_us) == (3, 29, 19)
     # No aten operator around a graph kernel: its family comes from the kernel name.
-    assert tl.family_busy_us == {("decode_step", "GEMM"): 10, ("decode_step", "attention"): 4}
+    assert tl.family_busy_us == {
+        ("decode_step", "GEMM"): 10,
+        ("decode_step", "attention"): 4,
+        ("decode_step", "other"): 5,
+    }
 
 
 def test_verdict_splits_memory_and_compute_bound_at_the_ridge() -> None:
