@@ -8,7 +8,8 @@ Order of work (each phase reports progress through the optional callback; nothin
 4. warm-up generations (not counted), one per distinct batch shape per warm-up pass;
 5. timed runs: every batch × repeat, stage boundaries timed by a synchronizing
    :class:`~llm_perf_opt.profiling.timers.StageClock`, peak memory reset per run;
-6. separate torch.profiler passes (one over every batch) for the operator tables;
+6. a bounded torch.profiler window per distinct batch shape (prefill + K decode steps) for the
+   operator tables and the per-stage busy/idle timeline (:mod:`~llm_perf_opt.profiling.profile_window`);
 7. MFU from the analytic model of each batch's exact input; statistics; artifacts.
 
 An interruption (Ctrl-C, out of memory, any error) after the inputs are known still writes every
