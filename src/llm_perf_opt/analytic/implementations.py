@@ -11,8 +11,9 @@ decode-step time. Pure Python: no torch, no numpy.
 ``scripts/official_flops.py`` with an operator counter on the code itself):
 
 * lm_head on EVERY prompt position in prefill: ``DeepseekOCRForCausalLM.forward`` projects all
-  hidden states and casts the logits to fp32 (no ``num_logits_to_keep``): 2·B·P·D·V FLOPs and a
-  B·P·V fp32 tensor (≈ 0.58 GB for a 1 120-token Gundam page) instead of 2·B·D·V;
+  hidden states and casts the logits to fp32 (no ``num_logits_to_keep``), and generate clones that
+  whole tensor (``outputs.logits.clone()[:, -1, :]``): 2·B·P·D·V FLOPs and a B·P·V fp32 tensor
+  (≈ 0.47 GB for a 913-token Gundam A4 page) written and copied, instead of 2·B·D·V;
 * MoE dispatch ``moe_infer``: per-expert token counts are moved to the host
   (``tokens_per_expert.cpu().numpy()``) in every MoE layer of every forward — one host sync per
   MoE layer (11 per decode step) — then a Python loop launches one small SwiGLU (3 GEMMs + SiLU +
@@ -61,7 +62,8 @@ class Implementation:
     ngram_ban: str
     """Where ``no_repeat_ngram_size`` runs."""
     attention_kernels: int
-    """Kernels of one decoder attention block in a decode step (norm before it excluded)."""
+    """Kernels of one decoder attention block in a decode step (norm before it excluded); hf-official only,
+    ours takes its per-layer counts from the analytic layer tree."""
     dense_mlp_kernels: int
     """Kernels of one dense MLP block (layer 0) in a decode step."""
     moe_base_kernels: int
@@ -87,13 +89,15 @@ OURS = Implementation(
     moe_dispatch="grouped GEMM over all experts on the device, no host sync",
     kv_cache="preallocated, written in place",
     ngram_ban="host, only when no_repeat_ngram_size > 0",
-    attention_kernels=9,
-    dense_mlp_kernels=4,
-    moe_base_kernels=DISPATCH_KERNELS + 6,
+    # Per-block counts of ours come from the analytic layer tree (layer_kernels), not from here.
+    attention_kernels=0,
+    dense_mlp_kernels=0,
+    moe_base_kernels=DISPATCH_KERNELS,
     moe_per_expert_kernels=0,
-    layer_kernels=2 * 6 + 2,
-    forward_kernels=8,
-    loop_kernels=4,
+    layer_kernels=0,
+    forward_kernels=0,
+    # generate's pick(): EOS mask, argmax, store the id; + where / or once EOS is allowed.
+    loop_kernels=3,
     syncs_per_moe_layer=0,
     loop_syncs=0,
 )
@@ -106,13 +110,25 @@ HF_OFFICIAL = Implementation(
     moe_dispatch="per-expert Python loop; tokens_per_expert.cpu() in every MoE layer (one host sync each)",
     kv_cache="DynamicCache, torch.cat of the whole cache every step",
     ngram_ban="host: input_ids.tolist() and a Python n-gram table every step (infer(): n = 20)",
-    attention_kernels=38,
+    # Counted by scripts/official_flops.py (aten operators of one decode forward, bf16, autocast):
+    # attention 3 proj GEMMs + RoPE recomputed (casts, bmm, cat, cos, sin, scaling, casts) + rotate_half
+    # for q and k + 2 cache cats + QKᵀ, /√d, + mask, fp32 softmax, cast, PV, contiguous, o_proj = 33;
+    # dense SwiGLU 3 GEMMs + SiLU + mul = 5; MoE: fp32 gate (casts, GEMM, softmax, top-k, scale),
+    # counts (new_zeros, scatter_, sum), argsort, gather, .cpu(), cat, index_put, combine, shared
+    # SwiGLU, add = 27, plus 3 GEMMs + SiLU + mul per expert that got tokens; RMSNorm = 8 (fp32 cast,
+    # pow, mean, +eps, rsqrt, mul, cast back, weight mul); outside the layers: final norm, embedding,
+    # 4-D mask from the 2-D one (4), lm_head, logits.float() = 15.
+    attention_kernels=33,
     dense_mlp_kernels=5,
-    moe_base_kernels=33,
+    moe_base_kernels=27,
     moe_per_expert_kernels=5,
     layer_kernels=2 * 8 + 2,
-    forward_kernels=14,
-    loop_kernels=14,
+    forward_kernels=15,
+    # From transformers 4.46.3 GenerationMixin._sample (read, not counted): position ids (cumsum, -1,
+    # ==0, masked_fill_), cache_position arange, logits clone, MinNewTokens (arange, isin, clone,
+    # where), argmax, EOS padding arithmetic (4), ids cat, mask new_ones + cat, cache_position +1,
+    # stopping criteria (full, isin, ~, &, max, ==) = 27.
+    loop_kernels=27,
     syncs_per_moe_layer=1,
     loop_syncs=1,
 )
@@ -174,14 +190,27 @@ def decode_step_flops(
 
 
 def layer_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1) -> dict[str, float]:
-    """Kernels of one decode forward by part: per attention block, dense MLP, MoE block, and the rest ("step")."""
+    """Kernels of one decode forward: per dense layer, per MoE layer, and outside the layers.
+
+    hf-official: from the per-block counts above (MoE with min(E, B·k) experts looping). ours: the
+    analytic layer tree's own kernel counts (DecoderStack of one decode step).
+    """
     impl = implementation(name)
+    if impl.name == "ours":
+        step = DecoderStack(batch=batch, q_len=1, context=2, dec=spec.decoder, stage="decode", prec=BF16)
+        per = {c.name: float(c.layer.cost().kernels) for c in step.children()}
+        outside = sum(v for k, v in per.items() if not k.startswith("layers."))
+        return {
+            "dense_layer": per.get("layers.dense", 0.0),
+            "moe_layer": per.get("layers.moe", 0.0),
+            "outside": outside,
+        }
     moe = impl.moe_base_kernels + impl.moe_per_expert_kernels * active_experts(spec, batch)
+    shared = impl.attention_kernels + impl.layer_kernels
     return {
-        "attention": float(impl.attention_kernels),
-        "dense_mlp": float(impl.dense_mlp_kernels),
-        "moe": float(moe),
-        "step": float(impl.forward_kernels + spec.decoder.num_layers * impl.layer_kernels),
+        "dense_layer": float(shared + impl.dense_mlp_kernels),
+        "moe_layer": float(shared + moe),
+        "outside": float(impl.forward_kernels),
     }
 
 
@@ -192,14 +221,13 @@ def decode_step_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1, 
     dec = spec.decoder
     dense = dec.first_k_dense_replace
     total = (
-        parts["step"]
-        + dec.num_layers * parts["attention"]
-        + dense * parts["dense_mlp"]
-        + (dec.num_layers - dense) * parts["moe"]
+        parts["outside"]
+        + dense * parts["dense_layer"]
+        + (dec.num_layers - dense) * parts["moe_layer"]
         + impl.loop_kernels
     )
     if ngram:
-        total += 1  # the banned ids written into the logits (index_put)
+        total += 2  # the scores clone and the banned ids written into them (index_put)
     return round(total)
 
 
@@ -235,14 +263,15 @@ def decode_step_host_ms(
 
 
 def prefill_extra_bytes(spec: ModelSpec, workload: Workload, name: str = "ours", precision: Precision = BF16) -> float:
-    """hf-official prefill extra DRAM bytes: B·(P − 1) more logits written, then read and written as fp32."""
+    """hf-official prefill extra bytes: B·(P − 1) more logits: lm_head writes them (a bytes), ``.float()``
+    reads and writes them (a + 4), generate's ``outputs.logits.clone()`` reads and writes them (4 + 4)."""
     if implementation(name).name != "hf-official":
         return 0.0
     from llm_perf_opt.analytic.base import DTYPE_BYTES
 
     b, p, v = workload.batch_size, workload.prefill_tokens, spec.decoder.vocab_size
     a = DTYPE_BYTES[precision.activation_dtype]
-    return float(b * (p - 1) * v * (a + a + 4))
+    return float(b * (p - 1) * v * (a + a + 4 + 4 + 4))
 
 
 def decode_step_extra_bytes(

@@ -45,22 +45,23 @@ def test_host_syncs_per_decode_step() -> None:
 
 
 def test_per_expert_kernels_grow_with_the_experts_that_get_tokens() -> None:
-    one = impl.layer_kernels(SPEC, "hf-official", batch=1)["moe"]
-    four = impl.layer_kernels(SPEC, "hf-official", batch=4)["moe"]
-    many = impl.layer_kernels(SPEC, "hf-official", batch=64)["moe"]
+    one = impl.layer_kernels(SPEC, "hf-official", batch=1)["moe_layer"]
+    four = impl.layer_kernels(SPEC, "hf-official", batch=4)["moe_layer"]
+    many = impl.layer_kernels(SPEC, "hf-official", batch=64)["moe_layer"]
     per_expert = impl.HF_OFFICIAL.moe_per_expert_kernels
     assert four - one == per_expert * (4 * 6 - 6)  # 6 experts per token, distinct in the worst case
     assert many - one == per_expert * (64 - 6)  # capped at the 64 experts
-    assert impl.layer_kernels(SPEC, "ours", batch=64)["moe"] == impl.layer_kernels(SPEC, "ours", batch=1)["moe"]
+    ours = [impl.layer_kernels(SPEC, "ours", batch=b)["moe_layer"] for b in (1, 64)]
+    assert ours[0] == ours[1]  # grouped GEMM: no per-expert launches
 
 
 def test_official_decode_step_launches_more_kernels_than_ours() -> None:
     official = impl.decode_step_kernels(SPEC, "hf-official")
     ours = impl.decode_step_kernels(SPEC, "ours")
-    parts = impl.layer_kernels(SPEC, "hf-official")
-    assert official == round(
-        parts["step"] + 12 * parts["attention"] + parts["dense_mlp"] + 11 * parts["moe"] + impl.HF_OFFICIAL.loop_kernels
-    )
+    h = impl.HF_OFFICIAL
+    shared = h.attention_kernels + h.layer_kernels
+    moe_layer = shared + h.moe_base_kernels + 6 * h.moe_per_expert_kernels
+    assert official == h.forward_kernels + (shared + h.dense_mlp_kernels) + 11 * moe_layer + h.loop_kernels
     assert official > 2 * ours
 
 
