@@ -331,10 +331,15 @@ class Swept(BaseLayer):
         for ca, cb in zip(a, b, strict=True):
             if (ca.name, ca.count, ca.repetition) != (cb.name, cb.count, cb.repetition):
                 raise ValueError(f"Swept: child {ca.name!r} differs between first and last")
+            # A child that does not depend on the context (norms, MLPs, experts, lm_head) is the same
+            # layer at every step: it stands for itself, so one decode tree shares it with every
+            # token budget instead of building and costing a new sweep of it per budget.
+            same = ca.layer == cb.layer
+            swept = Swept(first=ca.layer, last=cb.layer, steps=self.steps, stage=ca.layer.stage) if not same else None
             out.append(
                 Child(
                     name=ca.name,
-                    layer=Swept(first=ca.layer, last=cb.layer, steps=self.steps, stage=ca.layer.stage),
+                    layer=swept or ca.layer,
                     repetition=ca.repetition,
                     count=ca.count,
                     shared_state=ca.shared_state,

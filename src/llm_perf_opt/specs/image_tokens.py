@@ -6,6 +6,8 @@ image-token slots for the same page. Facts from the architecture reference §5.3
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from attrs import field, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
@@ -179,6 +181,7 @@ class ImageTokenLayout:
         return out
 
 
+@lru_cache(maxsize=1024)  # pure and frozen in, frozen out: what-if grids ask for the same page often
 def image_token_layout(
     mode: ResolutionMode,
     page_size: tuple[int, int] | None,
