@@ -31,7 +31,7 @@ def test_weights_come_from_the_safetensors_file(official_dir: Path, tmp_path: Pa
     shutil.copytree(official_dir, ckpt)
     state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
     state["lm_head.weight"] = torch.full_like(state["lm_head.weight"], 0.25)
-    save_file(state, str(ckpt / "model.safetensors"))
+    save_file(state, str(ckpt / "model.safetensors"), metadata={"format": "pt"})  # as HF checkpoints store it
     loaded = load_official_model(ckpt, weights=ckpt, device=CPU, dtype=torch.float32)
     assert torch.equal(loaded.lm_head.weight, state["lm_head.weight"])
     assert torch.equal(loaded.model.projector.layers.weight, state["model.projector.layers.weight"])
