@@ -6,7 +6,9 @@ itself uses — ``build_stages`` / ``build_root`` for the layer tree, ``stage_ti
 reproduces the report's stage times, total, job time and memory bit for bit. Only the per-module
 metrics (not needed here) are skipped.
 
-Speed (no torch or numpy; ~0.5 ms per scenario sharing a layer tree, ~1.5 ms per new tree):
+Speed (no torch or numpy; on one busy 2-core CPU: ~0.5 ms per scenario that only changes the token
+budget — its decode sweep shares every context-independent layer — and ~5 ms per new batch size or
+page, which rebuilds vision and prefill; ``benchmarks/bench_what_if.py`` times whole grids):
 
 * one layer tree per (model, workload shape, precision), built once and reused by every device
   and roofline setting; scenarios are evaluated grouped by tree (the analytic package's per-shape
