@@ -75,33 +75,59 @@ class WhatIfRow:
     """One scenario's results (see the module docstring for the meaning of each figure)."""
 
     index: int
+    """Position of the scenario in the grid (0-based; rows come back in this order)."""
     scenario: dict[str, Any]
     """The overridden keys (fixed and swept) with their values as shown (hardware id, ``WxH``)."""
     hardware: str
+    """Hardware table id of the device (``h100-sxm``, ``rtx5090``, …)."""
     weight_dtype: str
+    """Storage dtype of the weights (``bf16``, ``fp8``, …)."""
     activation_dtype: str
+    """Storage dtype of activations."""
     kv_dtype: str
+    """Storage dtype of the KV cache."""
     compute_dtype: str
+    """Dtype the matmuls run in; picks the dense peak the roofline uses."""
     mode: str
+    """Resolution mode (tiny, small, base, large, gundam)."""
     page_size: str | None
+    """Page size as ``WxH`` pixels (None when the workload names none)."""
     batch_size: int
+    """B: pages per ``generate`` call."""
     max_new_tokens: int
+    """N: tokens generated per page (the first by prefill, N − 1 decode steps)."""
     num_pages: int
+    """Pages in the job (``job_ms`` covers them all)."""
     image_tokens: int
+    """Image-token slots per page."""
     prefill_tokens: int
+    """Sequence length of the prefill per page: prompt + image slots."""
     stages: dict[str, StageResult]
+    """vision / projector / prefill / decode → predicted ms for one call of B pages and its bound."""
     latency_ms: float
+    """One call of B pages (every stage); each page of the batch waits this long."""
     ms_per_page: float
+    """latency_ms / B: device time per page, amortised over the batch."""
     pages_per_s: float
+    """B / latency: pages finished per second at this batch."""
     tokens_per_s: float
+    """B · N / latency: generated tokens per second."""
     job_ms: float
+    """⌈num_pages / B⌉ calls of latency_ms each (a last partial batch costed as a full one)."""
     weights_gb: float
+    """Resident weights, GB (10⁹ bytes)."""
     kv_cache_gb: float
+    """KV cache of B pages at the final context, GB (10⁹ bytes)."""
     activations_gb: float
+    """Largest single-operator working set, GB (10⁹ bytes)."""
     memory_gb: float
+    """weights + KV cache + activations, GB (10⁹ bytes)."""
     device_memory_gb: float
+    """Memory of the device from the hardware table, GB (10⁹ bytes)."""
     fits: bool
+    """memory_gb ≤ device_memory_gb."""
     max_batch: int
+    """Largest B whose memory fits the device (0 when B = 1 does not; capped at ``MAX_BATCH_LIMIT``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; ``stages`` nested as {stage: {predicted_ms, bound}}."""
