@@ -1,4 +1,4 @@
-"""CLIP-L layers fed by SAM features (reference §4).
+"""CLIP-L layers fed by SAM features (deepseek-ocr-architecture.md §4).
 
 CLIP takes SAM's [B, 1024, G/4, G/4] output as its patch tokens (its own patch conv is unused),
 prepends CLS (L = (G/4)² + 1) and adds the interpolated position table; 24 pre-LN layers with

@@ -1,6 +1,6 @@
 """Projector stage: fuse CLIP and SAM features, project to the LM width, insert newline/separator.
 
-Per pass of B views with a g×g feature grid (reference §4 "Fusion", §5.1–§5.3):
+Per pass of B views with a g×g feature grid (deepseek-ocr-architecture.md §4 "Fusion", §5.1–§5.3):
 concat(CLIP_out[:, 1:], SAM_out.flatten(2).transpose(1, 2)) → [B, g², 2048] → Linear(2048 → 1280,
 bias). The per-page assembly then lays out local mosaic rows and global rows each followed by
 ``image_newline`` and appends ``view_seperator``: ``total_slots`` vectors per page.

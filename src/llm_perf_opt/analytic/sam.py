@@ -1,6 +1,6 @@
 """SAM ViT-B layers (windowed/global blocks, neck, net_2/net_3) and pieces shared with CLIP.
 
-Shapes follow the architecture reference §3. A square view of side V px gives a SAM grid
+Shapes follow deepseek-ocr-architecture.md §3. A square view of side V px gives a SAM grid
 G = V/16 (tokens G²). Windowed blocks pad the grid on the bottom/right to Gp = ⌈G/14⌉·14 and split
 it into (Gp/14)² windows of 14×14; the padded tokens are computed like real ones (not masked),
 so qkv/proj and attention run on Gp² tokens while the MLP runs after un-padding on G² tokens.
@@ -26,7 +26,7 @@ class PositionAdd(BaseLayer):
     """Add a learned absolute position table, resized when the grid differs from the table's.
 
     Table: (table_grid² + extra_rows) × width parameters (SAM: 64² × 768; CLIP: 16² + 1 CLS row).
-    A grid of another side is resized bicubically (antialias) in fp32 first (reference §3, §4).
+    A grid of another side is resized bicubically (antialias) in fp32 first (deepseek-ocr-architecture.md §3, §4).
     """
 
     batch: int

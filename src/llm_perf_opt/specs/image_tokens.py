@@ -1,7 +1,7 @@
 """Resolution modes, the official tile-grid rule and the image-token layout of one page.
 
 Shared by the analytic model and the runnable model's preprocessing, so both count the same
-image-token slots for the same page. Facts from the architecture reference §5.3–§5.5.
+image-token slots for the same page. Facts from deepseek-ocr-architecture.md §5.3–§5.5.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from llm_perf_opt.specs.limits import MAX_CROPS_LIMIT, MAX_PAGE_SIDE, check_int
 
 @frozen(kw_only=True)
 class ResolutionMode:
-    """One of the official resolution modes (reference §5.4)."""
+    """One of the official resolution modes (deepseek-ocr-architecture.md §5.4)."""
 
     name: str
     """Mode name: tiny, small, base, large or gundam."""
@@ -98,7 +98,7 @@ def select_tile_grid(
 ) -> tuple[int, int]:
     """The official crop-mode grid (w_t, h_t) for a page of width × height pixels.
 
-    Rule (reference §5.5): a page whose sides are both ≤ tile_size is not tiled ([1, 1]).
+    Rule (deepseek-ocr-architecture.md §5.5): a page whose sides are both ≤ tile_size is not tiled ([1, 1]).
     Otherwise pick the candidate whose aspect i/j is closest to W/H (candidates in order of
     i·j); on an exact tie take the later (larger) candidate when W·H > 0.5 · tile_size² · i · j.
     Inputs are bounded first (sides ≤ MAX_PAGE_SIDE, max_num ≤ MAX_CROPS_LIMIT).
@@ -159,7 +159,7 @@ class ImageTokenLayout:
 
     @property
     def total_slots(self) -> int:
-        """All slots, the single view_seperator included (reference §5.3)."""
+        """All slots, the single view_seperator included (deepseek-ocr-architecture.md §5.3)."""
         return self.global_slots + self.local_slots + 1
 
     @property

@@ -11,7 +11,7 @@ from llm_perf_opt.io.documents import expect_mapping, load_document
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY, ClipSpec, DecoderSpec, ModelSpec, SamSpec
 
 # config.json key → DecoderSpec field. The HF remote code builds the model from the top-level
-# keys (reference §1.1), so those win over language_config.
+# keys (deepseek-ocr-architecture.md §1.1), so those win over language_config.
 _DECODER_KEYS = {
     "hidden_size": "hidden_size",
     "num_hidden_layers": "num_layers",
@@ -50,7 +50,7 @@ def _token_id(config: dict[str, Any], key: str, default: int, source: str) -> in
 def spec_from_config(config: dict[str, Any], name: str, source: str | None = None) -> ModelSpec:
     """Build a ModelSpec from a DeepSeek-OCR ``config.json`` mapping; structure errors name ``source``.
 
-    The encoders are hard-coded in the official code (reference §1.2), so SAM and CLIP keep the
+    The encoders are hard-coded in the official code (deepseek-ocr-architecture.md §1.2), so SAM and CLIP keep the
     built-in numbers unless ``vision_config.width`` names other depths and widths. Every spec is
     validated as it is built (``ModelSpec`` and its parts check their own invariants), so analyze
     and profile refuse an impossible model before anything is computed or allocated.

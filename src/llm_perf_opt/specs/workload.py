@@ -39,7 +39,7 @@ DEFAULT_PROMPT_TOKENS = 10
 """Text tokens of the default document prompt, BOS included.
 
 "<image>\\n<|grounding|>Convert the document to markdown." is BOS plus about 9 pieces
-(reference §6; the exact count needs the tokenizer, which is not shipped). Timings depend on the
+(deepseek-ocr-architecture.md §6; the exact count needs the tokenizer, which is not shipped). Timings depend on the
 count, not on the text.
 """
 

@@ -74,7 +74,7 @@ def test_moe_weight_traffic_is_distinct_experts(tokens: int) -> None:
 def test_decode_step_reads_the_active_weights() -> None:
     """Reference: a decode step reads attention, dense, shared, gate, 6 experts/layer and lm_head ≈ 1.148 GB."""
     step = DecoderStack(batch=1, q_len=1, context=1, dec=DEC)
-    active_params = 574_127_360  # A570M incl. lm_head (Appendix, §2.3)
+    active_params = 574_127_360  # A570M incl. lm_head (deepseek-ocr-architecture.md §2.3 and Appendix A)
     assert step.bytes_read() == pytest.approx(2 * active_params, rel=5e-3)
 
 

@@ -1,6 +1,6 @@
 """Image-token slots against the official rule, with expected numbers worked out by hand.
 
-Rule (reference §5.3–5.5): slots = g·(g+1) + 1 + [tiled: (q·w_t + 1)·(q·h_t)], g = base/64,
+Rule (deepseek-ocr-architecture.md §5.3–5.5): slots = g·(g+1) + 1 + [tiled: (q·w_t + 1)·(q·h_t)], g = base/64,
 q = tile/64. Gundam: g = 16, q = 10, so slots = 273 + (10·w_t + 1)·(10·h_t). The grid is the
 candidate (i·j in [2, max]) whose i/j is closest to W/H; exact ties go to the larger grid when
 W·H > 0.5·640²·i·j; pages with both sides ≤ 640 are not tiled.
@@ -66,7 +66,7 @@ def test_paper_token_counts_for_gundam() -> None:
 
 
 def test_candidate_counts_match_reference() -> None:
-    # Reference §5.5: 22 candidates for max 9, 13 for max 6.
+    # deepseek-ocr-architecture.md §5.5: 22 candidates for max 9, 13 for max 6.
     assert len(candidate_grids(2, 9)) == 22
     assert len(candidate_grids(2, 6)) == 13
 
