@@ -18,18 +18,13 @@ from typing import Any
 from attrs import define, field
 
 from llm_perf_opt.calibration.measured import MeasuredWorkload, StageSample
+from llm_perf_opt.data.stages import MEASURED_STAGE_KEYS
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.specs.workload import Workload
 
 SCHEMA = "llm-perf-opt.gpu-validation/1"
-_STAGE_COLUMNS = {
-    "sam": "sam_ms",
-    "clip": "clip_ms",
-    "vision": "vision_ms",
-    "projector": "projector_ms",
-    "prefill_decoder": "prefill_decoder_ms",
-    "prefill": "prefill_ms",
-}
+_PER_BUDGET = ("decode", "total")
+"""Stages a GPU matrix records per token budget (the others once per configuration)."""
 
 
 @define(kw_only=True)
@@ -96,13 +91,16 @@ def measured_of(cfg: dict[str, Any], source: Path) -> list[MeasuredWorkload]:
     out = []
     budgets = sorted({int(n) for r in runs for n in r.get("decode_ms", {})})
     shared = {}
-    for stage, col in _STAGE_COLUMNS.items():
+    for stage, col in MEASURED_STAGE_KEYS.items():
+        if stage in _PER_BUDGET:
+            continue
         sample = StageSample.of(r["stages_ms"][col] for r in runs if r["stages_ms"].get(col, 0) > 0)
         if sample is not None:
             shared[stage] = sample
     for n in budgets:
         stages = dict(shared)
-        for stage, key in (("decode", "decode_ms"), ("total", "total_ms")):
+        for stage in _PER_BUDGET:
+            key = MEASURED_STAGE_KEYS[stage]
             sample = StageSample.of(r[key][str(n)] for r in runs if str(n) in r.get(key, {}))
             if sample is not None:
                 stages[stage] = sample

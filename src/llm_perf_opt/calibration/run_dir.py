@@ -26,6 +26,7 @@ from attrs import define, field
 
 from llm_perf_opt.calibration.measured import MeasuredWorkload, StageSample
 from llm_perf_opt.data.profile import LLMProfileReport
+from llm_perf_opt.data.stages import MEASURED_STAGE_KEYS
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HARDWARE_TABLE, HardwareSpec, hardware_for_cuda_name
 from llm_perf_opt.io.documents import parse_json
@@ -34,16 +35,6 @@ from llm_perf_opt.specs.image_tokens import RESOLUTION_MODES, image_token_layout
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
 
-RECORD_STAGE_KEYS: dict[str, str] = {
-    "sam": "sam_ms",
-    "clip": "clip_ms",
-    "vision": "vision_ms",
-    "projector": "projector_ms",
-    "prefill_decoder": "prefill_decoder_ms",
-    "prefill": "prefill_ms",
-    "decode": "decode_ms",
-    "total": "total_ms",
-}
 _RECORD_INT_KEYS = ("batch_size", "image_tokens", "prompt_len", "new_tokens")
 _GPU_STAGE_OF = {"sam": "sam_gpu", "clip": "clip_gpu", "projector": "projector_gpu", "prefill": "prefill_decoder_gpu",
                  "decode": "decode_gpu"}
@@ -288,7 +279,7 @@ def read_run_dir(
             description=f"exact input of profile run {report.run_id}",
         )
         stages = {}
-        for stage, col in RECORD_STAGE_KEYS.items():
+        for stage, col in MEASURED_STAGE_KEYS.items():
             if stage == "decode" and new_tokens <= 1:
                 continue
             sample = StageSample.of(float(r[col]) for r in recs if isinstance(r.get(col), int | float) and r[col] > 0)

@@ -42,6 +42,9 @@ MEASURED_STAGES: tuple[str, ...] = (
 )
 """Stages the profiler times per generation call (see the table above; some nest in others)."""
 
+MEASURED_STAGE_KEYS: dict[str, str] = {stage: f"{stage}_ms" for stage in MEASURED_STAGES}
+"""Measured stage → the field of a run record (``runs.jsonl``, GPU matrices) that holds its time in ms."""
+
 MEASURED_TO_ANALYTIC: dict[str, tuple[str, ...]] = {
     "sam": ("vision/SamEncoder",),
     "clip": ("vision/ClipEncoder",),
