@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import attrs
+
 from llm_perf_opt.contracts.models import DeepSeekOCRAnalyticReportSummary
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.hardware.table import HardwareSpec
@@ -26,6 +28,7 @@ def analyze_to_dir(
     output_dir: Path,
     calibrate_from: ProfileRun | None = None,
     compare_with: ProfileRun | None = None,
+    execution: str | None = None,
 ) -> tuple[AnalyticModelReport, DeepSeekOCRAnalyticReportSummary]:
     """Build the analytic report and write report.json/.yaml, summary.json, report.md, layers/*.md.
 
@@ -39,6 +42,8 @@ def analyze_to_dir(
 
     precision = api.precision_for(dtype)
     params = api.load_roofline_params(calibration) if calibration else api.RooflineParams()
+    if execution is not None:  # graph | eager decode; otherwise the calibration file's, else graph
+        params = attrs.evolve(params, execution=execution)
     fit = None
     if calibrate_from is not None:
         from llm_perf_opt.calibration import fit_run

@@ -81,6 +81,7 @@ def build_report(
     compare_with: str | Path | None = None,
     run_id: str | None = None,
     output_dir: str | Path | None = None,
+    execution: str | None = None,
 ) -> AnalyzeResult:
     """Build and write the analytic report of one workload on one GPU.
 
@@ -125,7 +126,7 @@ def build_report(
     out = Path(output_dir) if output_dir else DEFAULT_OUTPUT_ROOT / run / "static_analysis" / "analytic_model"
     report, summary = analyze_to_dir(
         spec, work, hw, dtype=precision, calibration=Path(calibration) if calibration else None,
-        report_id=run, output_dir=out, calibrate_from=calib_run, compare_with=compare_run,
+        report_id=run, output_dir=out, calibrate_from=calib_run, compare_with=compare_run, execution=execution,
     )  # fmt: skip
     return AnalyzeResult(report=report, summary=summary, output_dir=out, calibrated_from=calib_run,
                          compared_with=compare_run, warnings=warnings)  # fmt: skip

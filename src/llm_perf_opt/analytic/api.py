@@ -137,10 +137,11 @@ def stage_totals(
     mode, prompt_tokens, max_new_tokens and batch_size match it. ``decode`` sums all steps.
     """
     prec = precision_for(precision)
-    stages = build_stages(spec, workload, prec)
+    params = params or RooflineParams()
+    stages = build_stages(spec, workload, prec, params.execution)
     timings: dict[str, Timing] = {}
     if hardware is not None:
-        roofline = Roofline(hardware, params or RooflineParams(), prec.compute_dtype)
+        roofline = Roofline(hardware, params, prec.compute_dtype)
         timings = stage_timings(build_root(stages, prec), roofline)
     return {name: _totals(name, stages[name], workload, timings.get(name)) for name in STAGES}
 
@@ -248,7 +249,7 @@ def build_report(
     """The full analytic report of ``workload`` on ``hardware`` (module tree, metrics, stages, memory)."""
     prec = precision_for(precision)
     params = params or RooflineParams()
-    stages = build_stages(spec, workload, prec)
+    stages = build_stages(spec, workload, prec, params.execution)
     root = build_root(stages, prec)
     roofline = Roofline(hardware, params, prec.compute_dtype)
     timings = stage_timings(root, roofline)

@@ -33,9 +33,21 @@ from llm_perf_opt.analytic.primitives import (
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
 DA, MOE, ROUTER = "decoder_attention", "moe_experts", "moe_router"
-DISPATCH_KERNELS = 14
-"""Grouped-GEMM MoE of the runnable model, whatever k and E: sort (2), gather, ÷k, searchsorted,
-2 grouped matmuls + silu + mul for ALL experts together, index_copy back, fp32 cast, scale, sum, cast."""
+DISPATCH_KERNELS = 18
+"""Grouped-GEMM MoE of the runnable model, whatever k and E (CUDA kernel census of a decode step,
+H200, torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather,
+searchsorted, 2 × (grouped-GEMM setup + grouped GEMM), silu, mul, index_copy back, weight × fp32
+output, sum over k, cast back, and 3 device-to-device copies."""
+
+ROUTER_KERNELS = 7
+"""MoEGate at decode (same census): x and W_g cast to fp32 (2), the fp32 GEMV (dot + reduce, 2),
+softmax, top-k (sort + gather, 2)."""
+
+ATTENTION_KERNELS_SPLIT_KV = 2
+"""Eager decode attention: flash split-KV kernel + combine (same census)."""
+
+ATTENTION_KERNELS_GRAPH = 4
+"""Graph decode attention: the bool mask turned additive (where + 2 fills) + memory-efficient kernel."""
 
 
 def expected_distinct_experts(tokens: float, experts: int, top_k: int) -> float:
@@ -60,6 +72,8 @@ class DecoderAttention(BaseLayer):
     heads: int
     kv_heads: int
     head_dim: int
+    kv_read: int = 0
+    """Cache positions attention reads (graph decode: a bucket, masked); 0 = exactly ``context``."""
 
     DEFAULT_CATEGORY: ClassVar[str] = DA
     formula: ClassVar[str] = (
@@ -103,6 +117,8 @@ class DecoderAttention(BaseLayer):
                     kv_heads=self.kv_heads,
                     causal=True,
                     kv_from_cache=q < self.context,
+                    read_len=self.kv_read,
+                    kernels=self._attention_kernels(),
                 ),
             ),
             Child(
@@ -117,6 +133,11 @@ class DecoderAttention(BaseLayer):
             ),
             Child(name="o_proj", layer=proj(hq, d)),
         )
+
+    def _attention_kernels(self) -> int:
+        if self.kv_read:
+            return ATTENTION_KERNELS_GRAPH
+        return ATTENTION_KERNELS_SPLIT_KV if self.q_len == 1 and self.context > 1 else 1
 
 
 @frozen(kw_only=True, cache_hash=True)
@@ -144,7 +165,7 @@ class MoERouter(BaseLayer):
             weight_params=params,
             weight_bytes=params * p.w,
             activation_bytes=t * d * p.a + t * e * 8,
-            kernels=5 + (2 if self.norm_topk else 0),
+            kernels=ROUTER_KERNELS + (2 if self.norm_topk else 0),
         )
 
 
@@ -260,6 +281,8 @@ class DecoderLayer(BaseLayer):
     context: int
     dec: DecoderSpec
     moe: bool
+    kv_read: int = 0
+    """See :class:`DecoderAttention` (graph decode)."""
 
     formula: ClassVar[str] = "RMSNorm + DecoderAttention + add + RMSNorm + (SwiGLU(I=6848) | MoE) + add"
 
@@ -285,6 +308,7 @@ class DecoderLayer(BaseLayer):
                     heads=c.num_heads,
                     kv_heads=c.num_kv_heads,
                     head_dim=c.head_dim,
+                    kv_read=self.kv_read,
                 ),
             ),
             Child(name="residual1", layer=add),
@@ -307,13 +331,15 @@ class DecoderStack(BaseLayer):
     context: int
     dec: DecoderSpec
     image_slots: int = 0
+    kv_read: int = 0
+    """See :class:`DecoderAttention` (graph decode)."""
 
     formula: ClassVar[str] = "Embedding + layers (dense × first_k, MoE × rest) + RMSNorm + LMHead(B last positions)"
 
     def build_children(self) -> tuple[Child, ...]:
         c = self.dec
         b, t, d = self.batch, self.batch * self.q_len, c.hidden_size
-        layer = {"batch": b, "q_len": self.q_len, "context": self.context, "dec": c}
+        layer = {"batch": b, "q_len": self.q_len, "context": self.context, "dec": c, "kv_read": self.kv_read}
         kids = [Child(name="embed_tokens", layer=self.sub(Embedding, tokens=t, vocab=c.vocab_size, dim=d))]
         if self.image_slots:
             kids.append(
@@ -352,5 +378,17 @@ class DecoderStack(BaseLayer):
         kids += [
             Child(name="norm", layer=self.sub(RMSNorm, tokens=t, dim=d)),
             Child(name="lm_head", layer=self.sub(LMHead, tokens=b, in_features=d, out_features=c.vocab_size)),
+            Child(
+                name="greedy_pick",
+                layer=self.sub(
+                    Elementwise,
+                    label="greedy pick: EOS mask, argmax, store the id",
+                    elements=b * c.vocab_size,
+                    writes=0,
+                    flops_per_element=0.0,
+                    kernels=3,
+                    op_category="lm_head",
+                ),
+            ),
         ]
         return tuple(kids)

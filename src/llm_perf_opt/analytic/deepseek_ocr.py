@@ -26,6 +26,8 @@ from llm_perf_opt.analytic.base import BF16, BaseLayer, Child, Cost, Precision, 
 from llm_perf_opt.analytic.decoder import DecoderStack
 from llm_perf_opt.analytic.projector import ProjectorStage
 from llm_perf_opt.analytic.vision import VisionStage
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.specs.execution import EXECUTIONS, KV_BUCKET
 from llm_perf_opt.specs.model_spec import DecoderSpec, ModelSpec
 from llm_perf_opt.specs.workload import Workload
 
@@ -45,6 +47,8 @@ class DecodeStage(BaseLayer):
     prefill_tokens: int
     steps: int
     dec: DecoderSpec
+    execution: str = "graph"
+    """``graph``: replayed static step, attention over a masked KV bucket; ``eager``: exact lengths."""
 
     formula: ClassVar[str] = (
         "Σ_{j=1..S} DecoderStack(B, q=1, L=P+j) = S · (step(P+1) + step(P+S)) / 2 (closed form, affine in L)"
@@ -56,8 +60,11 @@ class DecodeStage(BaseLayer):
         if self.steps < 1:
             return ()
         b, p, s = self.batch, self.prefill_tokens, self.steps
-        first = self.sub(DecoderStack, batch=b, q_len=1, context=p + 1, dec=self.dec)
-        last = self.sub(DecoderStack, batch=b, q_len=1, context=p + s, dec=self.dec)
+        # Graph steps read a whole bucket; over many steps the bucket exceeds the length by half a
+        # bucket on average, which keeps every per-step term affine in the step (closed-form sum).
+        pad = KV_BUCKET // 2 if self.execution == "graph" else 0
+        first = self.sub(DecoderStack, batch=b, q_len=1, context=p + 1, dec=self.dec, kv_read=p + 1 + pad if pad else 0)
+        last = self.sub(DecoderStack, batch=b, q_len=1, context=p + s, dec=self.dec, kv_read=p + s + pad if pad else 0)
         step = Swept(first=first, last=last, steps=s, stage=self.stage, prec=self.prec)
         return (Child(name="step", layer=step, repetition="for", count=s, shared_state=True),)
 
@@ -80,8 +87,12 @@ class DeepseekOCRGeneration(BaseLayer):
         return tuple(Child(name=s.stage, layer=s, shared_state=s.stage == "decode") for s in self.stages)
 
 
-def build_stages(spec: ModelSpec, workload: Workload, precision: Precision = BF16) -> dict[str, BaseLayer]:
-    """stage name → the stage's layer, for ``workload`` (B = batch_size pages per call)."""
+def build_stages(
+    spec: ModelSpec, workload: Workload, precision: Precision = BF16, execution: str = "graph"
+) -> dict[str, BaseLayer]:
+    """stage name → the stage's layer, for ``workload`` (B = batch_size pages per call) and decode ``execution``."""
+    if execution not in EXECUTIONS:
+        raise UserError(f"unknown execution {execution!r}; valid: {', '.join(EXECUTIONS)}")
     layout = workload.layout
     b = workload.batch_size
     views = [(view, n * b) for view, n in layout.views]
@@ -102,7 +113,13 @@ def build_stages(spec: ModelSpec, workload: Workload, precision: Precision = BF1
         batch=b, q_len=p, context=p, dec=spec.decoder, image_slots=layout.total_slots, stage="prefill", prec=precision
     )
     decode = DecodeStage(
-        batch=b, prefill_tokens=p, steps=decode_steps(workload), dec=spec.decoder, stage="decode", prec=precision
+        batch=b,
+        prefill_tokens=p,
+        steps=decode_steps(workload),
+        dec=spec.decoder,
+        execution=execution,
+        stage="decode",
+        prec=precision,
     )
     return {"vision": vision, "projector": projector, "prefill": prefill, "decode": decode}
 

@@ -23,7 +23,8 @@ def _short(value: Any) -> str:
 def layer_pages(report: AnalyticModelReport) -> list[LayerClassPage]:
     """One page per layer class of the tree rebuilt from ``report.inputs``, rows in tree order."""
     inp = report.inputs
-    root = build_root(build_stages(inp.model_spec, inp.workload_spec, inp.precision), inp.precision)
+    stages = build_stages(inp.model_spec, inp.workload_spec, inp.precision, inp.roofline.execution)
+    root = build_root(stages, inp.precision)
     roof = Roofline(inp.hardware, inp.roofline, inp.precision.compute_dtype)
     rows: dict[type, list[LayerRow]] = {}
     for v in walk(root):

@@ -276,6 +276,11 @@ class AttentionCore(BaseLayer):
     causal: bool = False
     bias: bool = False
     kv_from_cache: bool = False
+    read_len: int = 0
+    """Key/value positions the kernel reads and scores (0: exactly ``kv_len``). A graph decode step
+    reads a whole bucket of the cache and masks the unfilled tail, so it pays for ``read_len``."""
+    kernels: int = 1
+    """Launches: 1 fused kernel; 2 for flash split-KV decode (+ combine); 4 for a masked graph step."""
 
     DEFAULT_CATEGORY: ClassVar[str] = "decoder_attention"
     formula: ClassVar[str] = (
@@ -296,16 +301,18 @@ class AttentionCore(BaseLayer):
         kv_bytes = p.kv if self.kv_from_cache else p.a
         scores = b * h * q * kv
         qo = b * q * h * d * p.a
-        k_v = 2 * b * kv * self.kv_heads * d * kv_bytes
+        read = self.read_len or kv
+        k_v = 2 * b * read * self.kv_heads * d * kv_bytes
         bias = scores * p.a if self.bias else 0
+        executed = float(q * read) if self.read_len else self.visible_scores  # masked slots are still computed
         return self.make_cost(
             flops=4.0 * scores * d,
-            executed_flops=4.0 * b * h * d * self.visible_scores,
-            vector_flops=(6.0 if self.bias else 5.0) * b * h * self.visible_scores,
+            executed_flops=4.0 * b * h * d * executed,
+            vector_flops=(6.0 if self.bias else 5.0) * b * h * executed,
             bytes_read=qo + k_v + bias,
             bytes_written=qo,
             activation_bytes=2 * qo + bias + (0 if self.kv_from_cache else k_v),
-            kernels=1,
+            kernels=self.kernels,
         )
 
 

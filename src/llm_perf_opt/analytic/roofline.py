@@ -149,6 +149,8 @@ class Roofline:
         self.bytes_per_s *= params.bandwidth_efficiency
         self.launch_s = params.launch_overhead_us * 1e-6
         self.host_s = params.host_overhead_us * 1e-6
+        self.floor_s = params.kernel_floor_us * 1e-6
+        self.graph_launch_s = params.graph_launch_us * 1e-6
         self._memo: dict[BaseLayer, Timing] = {}
         self._stage_memo: dict[BaseLayer, Timing] = {}
 
@@ -156,7 +158,44 @@ class Roofline:
         compute = cost.executed_flops / (self.flops_per_s * self.params.efficiency(layer.category))
         return compute, cost.bytes_moved / self.bytes_per_s, cost.kernels * self.launch_s
 
+    def _in_graph(self, layer: BaseLayer) -> bool:
+        """Decode-stage work replayed from a captured graph (``execution = graph``)."""
+        return self.params.execution == "graph" and layer.stage == "decode"
+
+    def _graph_leaf(self, layer: BaseLayer) -> Timing:
+        """Σ over the leaf's kernels of max(compute, memory, floor), with the work in one kernel.
+
+        A leaf's FLOPs and bytes are not split per kernel; the model puts all of it on its main
+        kernel (a GEMM, the attention kernel) and the floor on the others: max(w, floor) + (k − 1)·floor,
+        w = max(compute, memory). No launch or host term: the graph replays every kernel at once.
+        """
+        t = Timing()
+        if isinstance(layer, Swept) and layer.steps > 1:
+            c0, m0, _ = self._terms(layer.first, layer.first.cost())
+            c1, m1, _ = self._terms(layer.last, layer.last.cost())
+            comp_sum, mem_sum = _sum_max_affine(c0, c1, m0, m1, layer.steps)
+            t.compute_s, t.memory_s = (c0 + c1) / 2, (m0 + m1) / 2
+            work, comp_share = (comp_sum + mem_sum) / layer.steps, comp_sum / (comp_sum + mem_sum or 1.0)
+            kernels = layer.first.cost().kernels
+        else:
+            t.compute_s, t.memory_s, _ = self._terms(layer, layer.cost())
+            work, comp_share = max(t.compute_s, t.memory_s), float(t.compute_s >= t.memory_s)
+            kernels = layer.cost().kernels
+        if kernels <= 0:
+            t.total_s = work
+            floors = 0.0
+        else:
+            t.total_s = max(work, self.floor_s) + (kernels - 1) * self.floor_s
+            floors = t.total_s - work
+        t.launch_s = floors  # the per-kernel floor plays the launch term's part in reports
+        t.by_bound["launch"] = floors
+        t.by_bound["compute"] = work * comp_share
+        t.by_bound["memory"] = work * (1.0 - comp_share)
+        return t
+
     def _leaf(self, layer: BaseLayer) -> Timing:
+        if self._in_graph(layer):
+            return self._graph_leaf(layer)
         t = Timing()
         if isinstance(layer, Swept) and layer.steps > 1:
             c0, m0, k0 = self._terms(layer.first, layer.first.cost())
@@ -203,6 +242,19 @@ class Roofline:
         if hit is not None:
             return hit
         gpu = self.time(layer)
+        if self._in_graph(layer):
+            # One graph launch per decode step; no host overlap term. The decode stage itself is
+            # the sum of its steps' sync spans, each of which already carries its launch.
+            if layer.syncs_between_children:
+                self._stage_memo[layer] = gpu
+                return gpu
+            t = Timing()
+            t.add(gpu, 1.0)
+            t.total_s += self.graph_launch_s
+            t.launch_s += self.graph_launch_s
+            t.by_bound["launch"] += self.graph_launch_s
+            self._stage_memo[layer] = t
+            return t
         if isinstance(layer, Swept) and layer.steps > 1:
             # One sync span per step: Σ_j max(g_j, host) with g_j interpolated linearly between the
             # first and last step (exact while no kernel changes bound in between).

@@ -54,7 +54,12 @@ class StagePredictor:
         self.workload = workload
         self.hardware = hardware
         self.precision = precision_for(precision)
-        self.stages = build_stages(spec, workload, self.precision)
+        self._build("graph")
+
+    def _build(self, execution: str) -> None:
+        """The layer trees for one decode ``execution`` (rebuilt when params ask for another)."""
+        self.execution = execution
+        self.stages = build_stages(self.spec, self.workload, self.precision, execution)
         vision = self.stages["vision"]
         self.sam = _encoders(vision, SamEncoder)
         self.clip = _encoders(vision, ClipEncoder)
@@ -73,6 +78,8 @@ class StagePredictor:
 
     def predict(self, params: RooflineParams) -> StagePrediction:
         """Times of every measured stage under ``params`` (one roofline pass over the trees)."""
+        if params.execution != self.execution:
+            self._build(params.execution)
         roof = self.roofline(params)
         t = {name: roof.stage_time(self.stages[name]) for name in STAGES}
         ms = {name: timing.total_s * MS for name, timing in t.items()}

@@ -44,6 +44,9 @@ PAGE_SIZE_HELP = "Page size WxH in pixels (e.g. 1654x2339); decides the tile gri
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write; default tmp/profile-output/<run_id>/static_analysis/analytic_model/.")
 @click.option("--run-id", default=None, help="Run id (default: UTC timestamp).")
+@click.option("--execution", type=click.Choice(["graph", "eager"]), default=None,
+              help="Decode execution: graph (replayed CUDA graphs: GPU time per kernel, no host term) or eager "
+              "(kernels issued from Python) [default: graph, or the --calibration file's].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON instead of the table.")
 def analyze(
     analysis_mode: str,
@@ -62,6 +65,7 @@ def analyze(
     compare_with: str | None,
     output_dir: str | None,
     run_id: str | None,
+    execution: str | None,
     as_json: bool,
 ) -> None:
     """Analytic FLOPs, bytes, memory and roofline time of DeepSeek-OCR per module and stage."""
@@ -81,7 +85,7 @@ def analyze(
     result = api.build_report(
         model=given("model", model), workload=workload, hardware=given("hardware", hardware),
         dtype=given("dtype", dtype), overrides=overrides, calibration=calibration, calibrate_from=calibrate_from,
-        compare_with=compare_with, run_id=run_id, output_dir=output_dir,
+        compare_with=compare_with, run_id=run_id, output_dir=output_dir, execution=execution,
     )  # fmt: skip
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -12,6 +12,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
+from llm_perf_opt.specs.execution import EXECUTIONS
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 """Bytes per element of each storage dtype."""
@@ -113,6 +114,11 @@ def _check_non_negative(_inst: object, attr: Any, value: float) -> None:
         raise UserError(f"{attr.name} must be >= 0, got {value!r}")
 
 
+def _check_execution(_inst: object, _attr: Any, value: str) -> None:
+    if value not in EXECUTIONS:
+        raise UserError(f"execution must be one of {', '.join(EXECUTIONS)}, got {value!r}")
+
+
 @define(kw_only=True)
 class RooflineParams:
     """Efficiency factors of the roofline; a calibration step fits them to measurements."""
@@ -133,6 +139,16 @@ class RooflineParams:
     host of docs/validation)."""
     use_achievable_peaks: bool = False
     """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
+    execution: str = field(default="graph", validator=_check_execution)
+    """How decode steps reach the GPU: ``graph`` (captured CUDA graphs, the default: each kernel costs
+    max(compute, memory, kernel_floor_us), plus one graph launch per step, no host term) or ``eager``
+    (kernels issued from Python: launch_overhead_us per kernel and the host_overhead_us model).
+    Vision and prefill are eager in both."""
+    kernel_floor_us: float = field(default=3.0, converter=float, validator=_check_non_negative)
+    """Least GPU time of one kernel inside a replayed graph (µs). 3.0: an H200 graph decode step of
+    ~560 kernels took 2.1 ms for ~0.3 ms of HBM traffic (docs/validation/h200); calibration fits it."""
+    graph_launch_us: float = field(default=10.0, converter=float, validator=_check_non_negative)
+    """Host cost of one graph replay plus the few eager kernels around it (µs per decode step)."""
 
     def efficiency(self, category: str) -> float:
         return self.compute_efficiency.get(category, 0.8)

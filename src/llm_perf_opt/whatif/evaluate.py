@@ -160,11 +160,15 @@ def _params_key(params: RooflineParams) -> tuple[Any, ...]:
         params.launch_overhead_us,
         params.host_overhead_us,
         params.use_achievable_peaks,
+        params.execution,
+        params.kernel_floor_us,
+        params.graph_launch_us,
     )
 
 
-_Shape = tuple[ModelSpec, Workload, Precision]
-"""What a layer tree depends on: the model, the workload (labels and page count normalised away), the dtypes."""
+_Shape = tuple[ModelSpec, Workload, Precision, str]
+"""What a layer tree depends on: the model, the workload (labels and page count normalised away), the dtypes,
+the decode execution (graph steps read a KV bucket)."""
 
 
 class _ShapeData:
@@ -203,7 +207,7 @@ class Evaluator:
 
     def shape_key(self, inputs: AnalyticInputs) -> _Shape:
         """Scenarios with equal keys share one layer tree (they differ in hardware or roofline only)."""
-        return inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision
+        return inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision, inputs.roofline.execution
 
     def data(self, key: _Shape) -> _ShapeData:
         hit = self._shapes.get(key)
@@ -211,8 +215,8 @@ class Evaluator:
             if len(self._shapes) >= MAX_CACHED_SHAPES:  # bound memory on huge grids (scenarios come grouped)
                 self._shapes.clear()
                 self._rooflines.clear()
-            spec, work, prec = key
-            root = build_root(build_stages(spec, work, prec), prec)
+            spec, work, prec, execution = key
+            root = build_root(build_stages(spec, work, prec, execution), prec)
             slots_key = (work.mode, work.page_size, work.max_crops)
             slots = self._slots.get(slots_key)
             if slots is None:
@@ -229,9 +233,9 @@ class Evaluator:
         return roof
 
     def total_memory(self, key: _Shape, batch: int) -> float:
-        spec, work, prec = key
+        spec, work, prec, execution = key
         if work.batch_size != batch:
-            key = (spec, self._variant(work, batch), prec)
+            key = (spec, self._variant(work, batch), prec, execution)
         weights, kv, act = self.data(key).memory
         return weights + kv + act
 
@@ -246,7 +250,7 @@ class Evaluator:
         layer tree per workload. Anything else (not collinear, or a tie within rounding at the
         boundary) falls back to bisection on exact evaluations: O(log B), never a loop over B.
         """
-        memo = (key[0], self._variant(key[1], 1), key[2]), memory_gb
+        memo = (key[0], self._variant(key[1], 1), key[2], key[3]), memory_gb
         hit = self._max_batch.get(memo)
         if hit is None:
             hit = self._max_batch[memo] = self._solve_max_batch(key, memory_gb)

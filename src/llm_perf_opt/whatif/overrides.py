@@ -34,6 +34,7 @@ from llm_perf_opt.analytic.roofline import CATEGORY_IDS, RooflineParams
 from llm_perf_opt.data.analytic_report import AnalyticInputs, AnalyticModelReport
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HARDWARE_FIELDS, HardwareSpec, load_hardware
+from llm_perf_opt.specs.execution import EXECUTIONS
 from llm_perf_opt.specs.image_tokens import RESOLUTION_MODES
 from llm_perf_opt.specs.workload import parse_page_size
 
@@ -172,6 +173,12 @@ def _keys() -> dict[str, KeyInfo]:
         KeyInfo(name="roofline.host_overhead_us", group=ROOFLINE, expects="a number >= 0",
                 parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.use_achievable_peaks", group=ROOFLINE, expects="true or false", parse=_parse_bool),
+        KeyInfo(name="execution", group=ROOFLINE, expects="graph or eager (decode steps)",
+                parse=_choice_parser(EXECUTIONS)),
+        KeyInfo(name="roofline.kernel_floor_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.graph_launch_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.compute_efficiency", group=ROOFLINE, expects=EFFICIENCY_RANGE + " (every category)",
                 parse=_float_parser(0.0, 2.0)),
     ]
@@ -264,9 +271,12 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     effs.update({k[len(_CATEGORY_PREFIX):]: v for k, v in parsed.items() if k.startswith(_CATEGORY_PREFIX)})
     if effs != base.compute_efficiency:
         changes["compute_efficiency"] = effs
-    for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks"):
+    for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
+                 "kernel_floor_us", "graph_launch_us"):
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]
+    if "execution" in parsed:
+        changes["execution"] = parsed["execution"]
     return attrs.evolve(base, **changes) if changes else base
 
 

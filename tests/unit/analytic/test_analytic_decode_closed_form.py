@@ -29,7 +29,9 @@ def _loop_costs(dec, batch: int, prefill: int, steps: int) -> dict[str, float]:
     [(DEEPSEEK_OCR, 1, 913, 37), (DEEPSEEK_OCR, 4, 111, 2), (TINY, 3, 50, 1), (TINY, 1, 7, 64)],
 )
 def test_closed_form_equals_loop(spec, batch: int, prefill: int, steps: int) -> None:
-    stage = DecodeStage(batch=batch, prefill_tokens=prefill, steps=steps, dec=spec.decoder, stage="decode")
+    stage = DecodeStage(
+        batch=batch, prefill_tokens=prefill, steps=steps, dec=spec.decoder, execution="eager", stage="decode"
+    )
     closed = stage.cost()
     loop = _loop_costs(spec.decoder, batch, prefill, steps)
     for name in ADDITIVE:
@@ -44,9 +46,9 @@ def test_closed_form_equals_loop(spec, batch: int, prefill: int, steps: int) -> 
 def test_closed_form_roofline_time_equals_loop(hw: str, batch: int, steps: int, launch: float) -> None:
     """Large batches make attention cross from memory- to compute-bound within the range."""
     dec = DEEPSEEK_OCR.decoder
-    params = RooflineParams(launch_overhead_us=launch, host_overhead_us=0.0)  # GPU side only
+    params = RooflineParams(launch_overhead_us=launch, host_overhead_us=0.0, execution="eager")  # GPU side only
     rl = Roofline(HARDWARE_TABLE[hw], params, "bf16")
-    stage = DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, stage="decode")
+    stage = DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, execution="eager", stage="decode")
     closed = rl.time(stage)
     loop = [
         rl.time(DecoderStack(batch=batch, q_len=1, context=300 + j, dec=dec, stage="decode"))
@@ -65,16 +67,20 @@ def test_host_overlap_closed_form_equals_loop(batch: int, host_us: float) -> Non
 
     The cases are either host-bound or GPU-bound at every step, where the closed form is exact."""
     dec = DEEPSEEK_OCR.decoder
-    rl = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(host_overhead_us=host_us), "bf16")
+    rl = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(host_overhead_us=host_us, execution="eager"), "bf16")
     steps = 30
-    closed = rl.time(DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, stage="decode"))
+    closed = rl.time(
+        DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, execution="eager", stage="decode")
+    )
     loop = [
         rl.stage_time(DecoderStack(batch=batch, q_len=1, context=300 + j, dec=dec, stage="decode"))
         for j in range(1, steps + 1)
     ]
     assert closed.total_s == pytest.approx(sum(t.total_s for t in loop), rel=1e-9)
-    gpu_only = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(host_overhead_us=0.0), "bf16")
-    gpu = gpu_only.time(DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, stage="decode"))
+    gpu_only = Roofline(HARDWARE_TABLE["h100-sxm"], RooflineParams(host_overhead_us=0.0, execution="eager"), "bf16")
+    gpu = gpu_only.time(
+        DecodeStage(batch=batch, prefill_tokens=300, steps=steps, dec=dec, execution="eager", stage="decode")
+    )
     assert closed.total_s >= gpu.total_s
     host_total = closed.host_s  # already summed over the steps
     assert closed.total_s >= host_total - 1e-12
@@ -102,7 +108,7 @@ def test_sum_max_affine_matches_brute_force() -> None:
 
 def test_decode_stage_in_the_workload() -> None:
     w = WORKLOAD_PROFILES["dsocr-standard-v1"]
-    decode = build_stages(DEEPSEEK_OCR, w)["decode"]
+    decode = build_stages(DEEPSEEK_OCR, w, execution="eager")["decode"]
     (step,) = decode.children()
     assert decode_steps(w) == 511 and (step.repetition, step.count, step.shared_state) == ("for", 511, True)
     assert isinstance(step.layer, Swept)
@@ -115,7 +121,7 @@ def test_decode_stage_in_the_workload() -> None:
 
 def test_no_decode_steps() -> None:
     w = WORKLOAD_PROFILES["tiny"].replace(max_new_tokens=1)
-    decode = build_stages(TINY, w)["decode"]
+    decode = build_stages(TINY, w, execution="eager")["decode"]
     assert decode.children() == () and decode.forward_flops() == 0
 
 
@@ -125,7 +131,9 @@ def test_closed_form_time_when_attention_crosses_the_ridge() -> None:
 
     # Decode attention: compute 4·h·d·L / (peak·0.7), memory ≈ 2·h·d·2·(L + 1) / (bw·0.9).
     toy = HardwareSpec(id="toy", name="toy", bf16_tflops=0.9 / 0.7 / 1.3, bandwidth_tbs=1.0, memory_gb=1.0)
-    rl = Roofline(toy, RooflineParams(launch_overhead_us=0.0, host_overhead_us=0.0), "bf16")  # GPU side only
+    rl = Roofline(
+        toy, RooflineParams(launch_overhead_us=0.0, host_overhead_us=0.0, execution="eager"), "bf16"
+    )  # GPU side only
     dec = TINY.decoder
     first = DecoderStack(batch=1, q_len=1, context=2, dec=dec)
     last = DecoderStack(batch=1, q_len=1, context=40, dec=dec)
@@ -137,7 +145,7 @@ def test_closed_form_time_when_attention_crosses_the_ridge() -> None:
         return rl.time(core).bound
 
     assert (core_bound(first), core_bound(last)) == ("memory", "compute")
-    stage = DecodeStage(batch=1, prefill_tokens=1, steps=39, dec=dec, stage="decode")
+    stage = DecodeStage(batch=1, prefill_tokens=1, steps=39, dec=dec, execution="eager", stage="decode")
     loop = [rl.time(DecoderStack(batch=1, q_len=1, context=1 + j, dec=dec)) for j in range(1, 40)]
     closed = rl.time(stage)
     assert closed.total_s == pytest.approx(sum(t.total_s for t in loop), rel=1e-9)

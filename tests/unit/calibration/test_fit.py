@@ -14,8 +14,10 @@ from llm_perf_opt.specs.workload import load_workload
 
 SPEC = load_model_spec("deepseek-ocr")
 H100 = load_hardware("h100-sxm")
+EAGER = RooflineParams(execution="eager")
+"""These round trips model eager decode, where host issue is visible in decode (graph: see the last test)."""
 TRUTH = with_values(
-    RooflineParams(),
+    EAGER,
     {
         "compute_efficiency.vision_attention": 0.3,
         "compute_efficiency.vision_mlp": 0.6,
@@ -46,7 +48,7 @@ def value(fit: object, name: str) -> float:
 
 
 def test_joint_fit_recovers_the_parameters_the_data_determine() -> None:
-    fit = fit_params(MATRIX, spec=SPEC, hardware=H100, scheme="joint")
+    fit = fit_params(MATRIX, spec=SPEC, hardware=H100, scheme="joint", start=EAGER)
     assert fit.converged
     for name in (
         "compute_efficiency.vision_attention",
@@ -62,7 +64,7 @@ def test_joint_fit_recovers_the_parameters_the_data_determine() -> None:
 
 
 def test_staged_fit_reproduces_the_calibration_workload_from_one_measurement() -> None:
-    fit = fit_params([MATRIX[0]], spec=SPEC, hardware=H100)
+    fit = fit_params([MATRIX[0]], spec=SPEC, hardware=H100, start=EAGER)
     assert fit.scheme == "staged"
     # 5%: one workload cannot separate host issue (fitted from decode) from GPU time in the
     # partly host-bound CLIP and projector spans.
@@ -88,7 +90,7 @@ def test_fitted_values_respect_the_measured_ceilings() -> None:
     fast = synthetic("gundam", 4, 64)
     for s in ("sam", "clip"):  # ten times faster than any physical efficiency allows
         fast.stages[s] = StageSample(mean_ms=fast.stages[s].mean_ms / 10, std_ms=0.0, n=2)
-    fit = fit_params([fast], spec=SPEC, hardware=H100)
+    fit = fit_params([fast], spec=SPEC, hardware=H100, start=EAGER)
     ceiling = 1.05 * H100.achievable_tflops / H100.bf16_tflops  # type: ignore[operator]
     for p in fit.fitted:
         if p.name.startswith("compute_efficiency."):
@@ -112,3 +114,20 @@ def test_bad_fit_inputs() -> None:
     empty = MeasuredWorkload(key="x", workload=MATRIX[0].workload, stages={})
     with pytest.raises(UserError, match="nothing to calibrate"):
         fit_params([empty], spec=SPEC, hardware=H100)
+
+
+def test_graph_decode_fit_recovers_the_kernel_floor_from_one_run() -> None:
+    """Graph decode: per step Σ max(work, floor) + launch, no host term; one decode time fixes the floor."""
+    truth = with_values(RooflineParams(), {"kernel_floor_us": 1.5, "bandwidth_efficiency": 0.8})
+    w = load_workload("base").replace(max_new_tokens=256, batch_size=1)
+    times = StagePredictor(SPEC, w, H100).times_ms(truth)
+    measured = MeasuredWorkload(
+        key="base-b1-n256",
+        workload=w,
+        stages={k: StageSample(mean_ms=v, std_ms=0.01 * v, n=2) for k, v in times.items()},
+    )
+    fit = fit_params([measured], spec=SPEC, hardware=H100)
+    decode = next(r for r in fit.rows if r.stage == "decode")
+    assert abs(decode.error_before) > 0.3 and abs(decode.error_after) < 0.01
+    floor = next(p for p in fit.fitted if p.name == "kernel_floor_us")
+    assert floor.step == "decode" and floor.value == pytest.approx(1.5, rel=0.1)

@@ -86,14 +86,15 @@ def test_doubling_bandwidth(ocr_report: AnalyticModelReport, batch: int) -> None
     host-bound step does not speed up with bandwidth at all."""
     bw = ocr_report.inputs.hardware.bandwidth_tbs
     for overhead in (0.0, 5.0):
-        base, fast = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": overhead},
+        base, fast = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": overhead,
+                                           "execution": "eager"},
                               {"hardware.bandwidth_tbs": [bw, 2 * bw]})
         for name, stage in base.stages.items():
             t, t2 = stage.predicted_ms, fast.stages[name].predicted_ms
             assert t / 2 * (1 - 1e-12) <= t2 <= t * (1 + 1e-12), name
         assert fast.latency_ms <= base.latency_ms
     # Without launch overhead, every decode kernel is memory-bound before and after: exactly half.
-    gpu_only = {"roofline.host_overhead_us": 0}
+    gpu_only = {"roofline.host_overhead_us": 0, "execution": "eager"}
     base0, fast0 = evaluate(ocr_report, {"batch_size": batch, "roofline.launch_overhead_us": 0, **gpu_only},
                             {"hardware.bandwidth_tbs": [bw, 2 * bw]})
     assert base0.stages["decode"].bound == "memory"
@@ -104,6 +105,11 @@ def test_doubling_bandwidth(ocr_report: AnalyticModelReport, batch: int) -> None
     launch = base5.stages["decode"].predicted_ms - base0.stages["decode"].predicted_ms
     assert fast5.stages["decode"].predicted_ms == pytest.approx((base5.stages["decode"].predicted_ms - launch) / 2
                                                                 + launch, rel=1e-12)
+    # Graph decode without a per-kernel floor or launch: the same memory-bound steps, exactly half.
+    graph0 = {"execution": "graph", "roofline.kernel_floor_us": 0, "roofline.graph_launch_us": 0}
+    g_base, g_fast = evaluate(ocr_report, {"batch_size": batch, **graph0}, {"hardware.bandwidth_tbs": [bw, 2 * bw]})
+    assert g_base.stages["decode"].bound == "memory"
+    assert g_fast.stages["decode"].predicted_ms == pytest.approx(g_base.stages["decode"].predicted_ms / 2, rel=1e-12)
 
 
 def test_more_new_tokens_never_shortens_decode(ocr_report: AnalyticModelReport) -> None:

@@ -36,19 +36,13 @@ from llm_perf_opt.models.deepseek_ocr.common import sdpa_backends
 from llm_perf_opt.models.deepseek_ocr.decoder import DecoderLayer
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
+from llm_perf_opt.specs.execution import KV_BUCKET, bucket_capacity
 
-DEFAULT_BUCKET = 256
-"""KV positions per attention bucket. Reading up to 255 unused slots costs ≤ 15.7 MB per step for
-DeepSeek-OCR (61,440 B per position) against ~1.2 GB of weights: ≤ 1.3% more traffic, while a
-2048-position context needs only 8 graphs."""
+DEFAULT_BUCKET = KV_BUCKET
+"""KV positions per attention bucket (see :data:`llm_perf_opt.specs.execution.KV_BUCKET`)."""
 
 WARMUP_RUNS = 2
 """Eager runs on a side stream before each capture, so cuBLAS/SDPA workspaces exist before capture."""
-
-
-def bucket_capacity(length: int, bucket: int = DEFAULT_BUCKET) -> int:
-    """``length`` rounded up to a whole number of buckets (at least one)."""
-    return max(1, -(-length // bucket)) * bucket
 
 
 def bucket_lengths(first: int, last: int, bucket: int = DEFAULT_BUCKET) -> list[int]:
