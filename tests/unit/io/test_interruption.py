@@ -6,10 +6,13 @@ it holds — never half-written and never mixed with another run (issue 12, clas
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,8 +27,8 @@ pytestmark = pytest.mark.slow
 _MAIN = "from llm_perf_opt.cli import main; main()"
 # Points in the staging directory's life at which the signal is sent (polled every few ms).
 POINTS: list[tuple[signal.Signals, str]] = [
-    (signal.SIGTERM, "lock"),  # prepared: inputs being collected
-    (signal.SIGINT, "inputs"),  # synthetic/inputs written, model loading
+    (signal.SIGTERM, "lock"),  # output directory locked: inputs being collected, model not loaded yet
+    (signal.SIGINT, "lock"),
     (signal.SIGTERM, "runs.jsonl"),  # timed runs under way
     (signal.SIGINT, "runs.jsonl"),
     (signal.SIGTERM, "inputs.yaml"),  # artifact writing started
@@ -54,16 +57,88 @@ def _reached(out: Path, point: str) -> bool:
     return any((stage / point).exists() for stage in out.parent.glob(f".{out.name}.staging-*"))
 
 
-def _interrupt(page: Path, out: Path, sig: signal.Signals, point: str) -> tuple[int, str]:
-    proc = subprocess.Popen(_profile_cmd(page, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+# A fork server: one fresh interpreter imports the CLI and torch once (no torch work, so forking is safe)
+# and forks one child per run; each child is a real process running `llm-perf-opt profile`, receiving
+# real signals, but without paying ~4 s of imports eight times over.
+_SERVER = r"""
+import atexit, json, os, signal, sys
+import torch
+import llm_perf_opt.cli, llm_perf_opt.profiling.runner, llm_perf_opt.profiling.artifacts
+import llm_perf_opt.models.deepseek_ocr, llm_perf_opt.profiling.session, matplotlib.pyplot, torch.profiler
+import transformers.modeling_utils, torchinfo, PIL.Image  # imported lazily by a run: pay once, here
+print("ready", flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    if "wait" in req:
+        _, status = os.waitpid(req["wait"], 0)
+        print(json.dumps({"code": os.waitstatus_to_exitcode(status)}), flush=True)
+        continue
+    pid = os.fork()
+    if pid == 0:
+        err = os.open(req["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(err, 2); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        signal.signal(signal.SIGINT, signal.default_int_handler); signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        torch.set_num_threads(1)  # three runs share two cores
+        code = 0
+        try:
+            sys.argv = ["llm-perf-opt", *req["argv"]]
+            llm_perf_opt.cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:  # what interpreter exit would do
+            atexit._run_exitfuncs(); sys.stderr.flush(); os._exit(code)
+    print(json.dumps({"pid": pid}), flush=True)
+"""
+
+
+class ForkServer:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self.lock = threading.Lock()
+
+    def _ask(self, request: dict[str, object]) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with self.lock:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            return json.loads(self.proc.stdout.readline())  # type: ignore[no-any-return]
+
+    def start(self, argv: list[str], err: Path) -> int:
+        return self._ask({"argv": argv, "err": str(err)})["pid"]
+
+    def wait(self, pid: int) -> int:
+        return self._ask({"wait": pid})["code"]
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _interrupt(server: ForkServer, page: Path, out: Path, sig: signal.Signals, point: str) -> tuple[int, str]:
+    err = out.parent / "stderr.txt"
+    pid = server.start(_profile_cmd(page, out)[3:], err)
     deadline = time.monotonic() + 120
-    while point != "done" and proc.poll() is None and time.monotonic() < deadline:
-        if _reached(out, point):
-            proc.send_signal(sig)
+    while point != "done" and time.monotonic() < deadline:
+        if _reached(out, point) or _finished(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
             break
         time.sleep(0.002)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
+    while not _finished(pid) and time.monotonic() < deadline:  # reaped only once it exited: the server never blocks
+        time.sleep(0.01)
+    code = server.wait(pid)
+    return code, err.read_text()
+
+
+def _finished(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1].startswith("Z")  # exited, not yet reaped
+    except OSError:
+        return True
 
 
 def _check_set(out: Path) -> str:
@@ -93,19 +168,23 @@ def _check_set(out: Path) -> str:
 
 def test_signals_at_many_points_leave_whole_sets(tmp_path: Path) -> None:
     page = _page(tmp_path)
+    server = ForkServer()
 
     def one(index: int) -> tuple[str, int, str]:
         sig, point = POINTS[index]
         out = tmp_path / f"run{index}" / "out"
         out.parent.mkdir()
-        code, err = _interrupt(page, out, sig, point)
+        code, err = _interrupt(server, page, out, sig, point)
         try:
             return _check_set(out), code, err
         except AssertionError as exc:
             raise AssertionError(f"{sig.name} at {point}: exit {code}, stderr {err!r}: {exc}") from None
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(one, range(len(POINTS))))
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(one, range(len(POINTS))))
+    finally:
+        server.close()
     for (sig, point), (state, code, err) in zip(POINTS, results, strict=True):
         assert "Traceback" not in err, (sig, point, err)
         if point == "done":
@@ -121,18 +200,20 @@ def test_signals_at_many_points_leave_whole_sets(tmp_path: Path) -> None:
 
 
 def test_a_second_run_into_a_busy_directory_fails_at_once(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from llm_perf_opt.cli import cli
     from llm_perf_opt.io.artifact_set import ArtifactSet
 
     out = tmp_path / "out"
     holder = ArtifactSet(out, kind="profile", run_id="first")
-    holder.open()  # a run in progress (this process) holds the directory
+    holder.open()  # a run in progress holds the directory (flock: a second open file conflicts, same process or not)
     try:
-        page = _page(tmp_path)
-        proc = subprocess.run(_profile_cmd(page, out), capture_output=True, text=True, timeout=120)
+        result = CliRunner().invoke(cli, _profile_cmd(_page(tmp_path), out)[3:])
     finally:
         holder.close()
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "in use by another llm-perf-opt run" in lines[0]
     assert not out.exists()
 
