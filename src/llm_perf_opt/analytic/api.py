@@ -200,6 +200,20 @@ def _token_facts(w: Workload) -> ImageTokenFacts:
     )
 
 
+def _execution_text(params: RooflineParams) -> str:
+    if params.execution == "graph":
+        return (
+            "Decode execution: graph (the default) — the decode step is replayed from captured CUDA graphs: per "
+            f"step Σ over kernels max(compute, memory, {params.kernel_floor_us:g} µs floor) + one "
+            f"{params.graph_launch_us:g} µs graph launch, no host term; attention reads a 256-position KV bucket "
+            "(half a bucket beyond the context on average) on B·h SMs. Vision and prefill are eager."
+        )
+    return (
+        "Decode execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "
+        f"kernels × {params.host_overhead_us:g} µs of host issue)."
+    )
+
+
 def _assumptions(spec: ModelSpec, w: Workload, hw: HardwareSpec, params: RooflineParams, prec: Precision) -> list[str]:
     d = spec.decoder
     e, k, b = d.n_routed_experts, d.num_experts_per_tok, w.batch_size
@@ -225,7 +239,8 @@ def _assumptions(spec: ModelSpec, w: Workload, hw: HardwareSpec, params: Rooflin
         "Vision: views of one size from all B pages run as one batch (weights read once per pass); "
         "SAM windowed blocks compute the zero-padded tokens (grid padded to a multiple of 14).",
         "Kernel counts follow the runnable model (packed qkv and gate/up, fused RMSNorm, grouped-GEMM MoE); "
-        f"each launch adds {params.launch_overhead_us:g} µs on top of max(compute, memory).",
+        f"each eager launch adds {params.launch_overhead_us:g} µs on top of max(compute, memory).",
+        _execution_text(params),
         f"Roofline on {hw.name}: {'achievable' if params.use_achievable_peaks else 'datasheet'} peaks, "
         f"{prec.compute_dtype} compute, bandwidth efficiency {params.bandwidth_efficiency:g}, per-category "
         "compute efficiencies as listed in inputs.roofline. Non-matmul FLOPs do not enter the compute term.",

@@ -13,6 +13,7 @@ from attrs import define, field, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
 from llm_perf_opt.specs.execution import EXECUTIONS
+from llm_perf_opt.specs.limits import MAX_OVERHEAD_US, check_float
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 """Bytes per element of each storage dtype."""
@@ -110,8 +111,8 @@ def _check_fraction(_inst: object, attr: Any, value: float) -> None:
 
 
 def _check_non_negative(_inst: object, attr: Any, value: float) -> None:
-    if not value >= 0.0:
-        raise UserError(f"{attr.name} must be >= 0, got {value!r}")
+    # Finite and at most a second per kernel: 1e308 µs overflowed the totals to inf (not JSON).
+    check_float(attr.name, value, MAX_OVERHEAD_US, positive=False)
 
 
 def _check_execution(_inst: object, _attr: Any, value: str) -> None:

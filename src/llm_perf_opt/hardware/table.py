@@ -16,7 +16,14 @@ from attrs import field, fields, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
 from llm_perf_opt.io.documents import field_mapping, load_document
-from llm_perf_opt.specs.limits import MAX_BANDWIDTH_TBS, MAX_MEMORY_GB, MAX_TFLOPS, check_float, check_int
+from llm_perf_opt.specs.limits import (
+    MAX_BANDWIDTH_TBS,
+    MAX_MEMORY_GB,
+    MAX_TFLOPS,
+    MIN_FIGURE,
+    check_float,
+    check_int,
+)
 
 DTYPES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
@@ -38,7 +45,7 @@ def _figure(limit: float) -> Any:
 
     def check(inst: object, attr: Any, value: Any) -> None:
         if value is not None:
-            check_float(f"hardware field {attr.name}", value, limit)
+            check_float(f"hardware field {attr.name}", value, limit, positive=False, lo=MIN_FIGURE)
 
     return check
 

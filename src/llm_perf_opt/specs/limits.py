@@ -38,6 +38,10 @@ MAX_BANDWIDTH_TBS = 1e3
 """Memory bandwidth of one device in TB/s (a B200 has 8)."""
 MAX_MEMORY_GB = 1e6
 """Device memory in GB (a petabyte)."""
+MIN_FIGURE = 1e-3
+"""Smallest TFLOP/s, TB/s or GB figure of a device: 1e-300 made every predicted time overflow to inf."""
+MAX_OVERHEAD_US = 1e6
+"""Per-kernel or per-step overheads of the roofline (µs): at most a second."""
 MAX_MODEL_WIDTH = 1 << 17
 """Hidden sizes, head counts, expert widths of a model spec."""
 MAX_MODEL_COUNT = 4_096
