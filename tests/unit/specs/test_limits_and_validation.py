@@ -156,7 +156,8 @@ def test_analyze_and_profile_refuse_an_impossible_model_before_building(
 @pytest.mark.parametrize(
     ("figure", "value", "needle"),
     [("bf16_tflops", float("nan"), "finite"), ("memory_gb", float("inf"), "finite"),
-     ("fp8_tflops", 0, "greater than 0"), ("memory_gb", 1e308, "from 0 to 1e+06"),
+     ("fp8_tflops", 0, "from 0.001 to 1e+06, got 0"), ("memory_gb", 1e308, "from 0.001 to 1e+06"),
+     ("bf16_tflops", 1e-300, "from 0.001"),
      ("bandwidth_tbs", "fast", "must be a number")],
 )
 def test_hardware_figures_are_finite_positive_and_bounded(figure: str, value: Any, needle: str) -> None:
