@@ -98,3 +98,25 @@ def test_profile_without_gpu_says_what_it_would_cost(tmp_path: Path, monkeypatch
     line = _one_error_line(result, 2, "no GPU found", "deepseek-ocr", "--model tiny", "--device cpu")
     assert "roughly" in line and "min" in line  # an estimate with a unit (minutes for the default run)
     assert not (tmp_path / "p").exists()
+
+
+def test_interrupted_what_if_keeps_the_previous_csv_and_json_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_perf_opt.io.artifact_set import verify
+    from llm_perf_opt.whatif import outputs
+
+    assert _analyze("--output-dir", str(tmp_path / "a")).exit_code == 0
+    first = CliRunner().invoke(cli, ["what-if", "--report", str(tmp_path / "a"), "--set", "batch_size=2"])
+    assert first.exit_code == 0, first.output
+    whatif = tmp_path / "a" / "whatif"
+    before = {p.name: p.read_bytes() for p in whatif.iterdir()}
+
+    def interrupted(document: object) -> str:
+        raise KeyboardInterrupt  # Ctrl-C after whatif.csv is staged, before whatif.json
+
+    monkeypatch.setattr(outputs, "json_text", interrupted)
+    second = CliRunner().invoke(cli, ["what-if", "--report", str(tmp_path / "a"), "--set", "batch_size=8"])
+    assert second.exit_code == 130 and second.stderr.strip() == "interrupted (Ctrl-C)"
+    assert {p.name: p.read_bytes() for p in whatif.iterdir()} == before, "old CSV and JSON, together"
+    assert verify(whatif)["status"] == "complete" and b"batch_size" in before["whatif.csv"]
