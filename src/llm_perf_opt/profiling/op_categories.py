@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_perf_opt.analytic.api import build_layer_tree
+from llm_perf_opt.analytic.api import precision_for
 from llm_perf_opt.analytic.base import BaseLayer
+from llm_perf_opt.analytic.deepseek_ocr import build_stages
 from llm_perf_opt.analytic.report_tree import walk
 from llm_perf_opt.profiling.mfu import StageCost
 from llm_perf_opt.specs.model_spec import ModelSpec
@@ -73,9 +74,19 @@ def _step_layer(decode: BaseLayer) -> BaseLayer | None:
     return getattr(step, "first", step)
 
 
-def family_costs(spec: ModelSpec, workload: Workload, precision: str) -> dict[tuple[str, str], StageCost]:
+def decode_kernels_per_step(spec: ModelSpec, workload: Workload, precision: str, execution: str) -> float | None:
+    """Analytic kernel launches of one decode step (mean over the call's steps) in ``execution`` mode."""
+    stages = build_stages(spec, workload, precision_for(precision), execution)
+    decode = stages.get("decode")
+    steps = max(workload.max_new_tokens - 1, 0)
+    return decode.cost().kernels / steps if decode is not None and steps else None
+
+
+def family_costs(
+    spec: ModelSpec, workload: Workload, precision: str, execution: str = "eager"
+) -> dict[tuple[str, str], StageCost]:
     """(timeline stage, family) → analytic FLOPs and bytes of one call (decode: of one step)."""
-    stages = build_layer_tree(spec, workload, precision)
+    stages = build_stages(spec, workload, precision_for(precision), execution)
     roots: dict[str, BaseLayer | None] = {
         "vision": stages.get("vision"),
         "prefill": stages.get("prefill"),

@@ -20,7 +20,7 @@ import torch
 
 from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.profiling.nvtx_ranges import annotated_range
-from llm_perf_opt.profiling.op_categories import family_costs
+from llm_perf_opt.profiling.op_categories import decode_kernels_per_step, family_costs
 from llm_perf_opt.profiling.session import Batch, ProfileSession
 from llm_perf_opt.profiling.state import ProfileState
 from llm_perf_opt.profiling.timeline import Timeline, mean_costs, stage_costs
@@ -43,6 +43,8 @@ def profile_windows(state: ProfileState, cfg: ProfileConfig, emit: Emit) -> None
     groups = list(shapes.values())
     costs = []
     families = []
+    kernels = []
+    execution = timeline.decode_mode or "eager"  # the analytic model of the mode the window ran in
     for i, group in enumerate(groups):
         batch = group[0]
         emit("profile", i, len(groups), f"torch.profiler window, batch {batch.index}")
@@ -66,11 +68,13 @@ def profile_windows(state: ProfileState, cfg: ProfileConfig, emit: Emit) -> None
             state.trace_path = trace
         if batch.index in state.costs:
             costs.append(stage_costs(state.costs[batch.index], max(cfg.max_new_tokens - 1, 0)))
-            families.append(family_costs(session.spec, batch_workload(cfg, batch, cfg.max_new_tokens), state.dtype))
+            workload = batch_workload(cfg, batch, cfg.max_new_tokens)
+            families.append(family_costs(session.spec, workload, state.dtype, execution))
+            kernels.append(decode_kernels_per_step(session.spec, workload, state.dtype, execution))
     timeline.costs = mean_costs(costs)
     timeline.family_costs = mean_costs(families)
-    step = timeline.costs.get("decode_step")
-    timeline.analytic_kernels_per_step = step.kernels if step is not None and step.kernels else None
+    counted = [k for k in kernels if k]
+    timeline.analytic_kernels_per_step = sum(counted) / len(counted) if counted else None
     steps = [
         r.decode_ms / (r.new_tokens - 1)
         for r in state.records

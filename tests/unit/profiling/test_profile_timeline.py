@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
@@ -192,13 +193,20 @@ def test_verdict_splits_memory_and_compute_bound_at_the_ridge() -> None:
     assert (x, y) == (pytest.approx(490), pytest.approx(4.9e14))
 
 
-def test_cpu_decode_step_ops_match_the_analytic_kernel_count() -> None:
-    """What is comparable on a CPU: top-level aten operators that do work, per decode step, against the
-    analytic kernel count of the eager model (±5%). Views, allocations and no-op fp32 casts launch nothing."""
+def test_cpu_decode_step_ops_match_the_analytic_count_where_cpu_and_cuda_agree() -> None:
+    """What is comparable on a CPU. The analytic kernel count follows the CUDA census (fp32 casts, flash
+    split-KV combine, grouped-GEMM setup, device copies), and on a CPU the runnable MoE runs without
+    grouped_mm, so the whole step's operator count differs structurally (see report.md). Layers whose
+    CPU operators are the CUDA kernels one for one must agree exactly: fused RMSNorm, the embedding, the
+    KV-cache writes, RoPE, and one attention call per layer (2 kernels with split-KV on CUDA)."""
     from PIL import Image
 
-    from llm_perf_opt.analytic.api import stage_totals
+    from llm_perf_opt.analytic.api import precision_for
+    from llm_perf_opt.analytic.deepseek_ocr import build_stages
+    from llm_perf_opt.analytic.report_tree import walk
     from llm_perf_opt.models.deepseek_ocr import build_inputs, build_model, generate, prepare_page
+    from llm_perf_opt.profiling.op_categories import _step_layer
+    from llm_perf_opt.profiling.torch_profiler import leaf_stage
     from llm_perf_opt.specs.image_tokens import resolution_mode
     from llm_perf_opt.specs.model_spec import TINY
     from llm_perf_opt.specs.workload import Workload
@@ -215,8 +223,17 @@ def test_cpu_decode_step_ops_match_the_analytic_kernel_count() -> None:
         OperatorTables(),
         window=window,
     )
-    tl = Timeline()
-    tl.add_call(call)
+    assert call.window_start_us is not None
+    memo: dict[int, str] = {}
+    names = Counter(
+        str(ev.name)
+        for ev in call.events
+        if ev.activity_type == "cpu_op"
+        and not (ev.cpu_parent is not None and ev.cpu_parent.activity_type == "cpu_op")
+        and ev.time_range.start > call.window_start_us
+        and leaf_stage(ev, memo) == "decode"
+    )
+    measured = {name: n / call.decode_steps for name, n in names.items()}
     workload = Workload(
         profile_id="t",
         mode="tiny",
@@ -225,7 +242,19 @@ def test_cpu_decode_step_ops_match_the_analytic_kernel_count() -> None:
         prompt_tokens=max(inputs.prompt_len - page.num_image_tokens, 1),
         max_new_tokens=6,
     )
-    analytic = stage_totals(TINY, workload, precision="fp32")["decode"].kernels / 5
-    measured = tl.measured_kernels_per_step()
-    assert measured is not None
-    assert abs(measured - analytic) / analytic <= 0.05, (measured, analytic)
+    step = _step_layer(build_stages(TINY, workload, precision_for("fp32"), "eager")["decode"])
+    assert step is not None
+    kernels: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+    for v in walk(step):
+        if v.layer.is_leaf:
+            kernels[type(v.layer).__name__] += v.calls * v.layer.cost().kernels
+            calls[type(v.layer).__name__] += v.calls
+    assert measured["aten::rms_norm"] == kernels["RMSNorm"] == 7  # 3 layers × 2 + the final norm
+    assert measured["aten::embedding"] == kernels["Embedding"] == 1
+    # KV writes into cache slices (K and V per layer) plus the greedy pick storing the new id.
+    assert measured["aten::copy_"] == kernels["KVCacheWrite"] + 1 == 7
+    assert measured["aten::roll"] == measured["aten::addcmul"] == calls["RoPE"] == 3  # x·cos, roll, addcmul
+    assert kernels["RoPE"] == 3 * calls["RoPE"]
+    assert measured["aten::scaled_dot_product_attention"] == calls["AttentionCore"] == 3
+    assert kernels["AttentionCore"] == 2 * calls["AttentionCore"], "CUDA eager decode: split-KV + combine"
