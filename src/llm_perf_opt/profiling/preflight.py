@@ -13,11 +13,14 @@ run starts only when ``--device cpu`` was given explicitly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.io.artifact_set import ArtifactSet
+from llm_perf_opt.profiling.inputs import InputCollection, collect_inputs
 from llm_perf_opt.specs.loader import load_model_spec
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import A4_200DPI, DEFAULT_PROMPT_TOKENS, Workload, check_context
@@ -94,3 +97,26 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def open_run_dir(
+    cfg: ProfileConfig, out: Path, run_id: str, device: torch.device
+) -> tuple[ArtifactSet, InputCollection]:
+    """Lock ``out`` and open its staging directory, collect the inputs (synthetic pages are written into
+    the staging directory) and run :func:`check_before_load`; on any failure the staging is removed.
+
+    From here on the run's files go to the staging directory and appear in ``out`` whole at the end
+    (:mod:`llm_perf_opt.io.artifact_set`)."""
+    artifacts = ArtifactSet(out, kind="profile", run_id=run_id)
+    stage = artifacts.open()
+    try:
+        inputs = collect_inputs(cfg.images, strict=cfg.strict, synthetic_dir=stage / "inputs", synthetic_seed=cfg.seed)
+        if inputs.synthetic:  # held in memory; recorded where they will be after the commit
+            inputs.root_dir = out / "inputs"
+            for page in inputs.pages:
+                page.path = artifacts.final_path(page.path)
+        check_before_load(cfg, device, [(p.width, p.height) for p in inputs.pages])
+    except BaseException:
+        artifacts.close()
+        raise
+    return artifacts, inputs

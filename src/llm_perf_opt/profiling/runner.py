@@ -29,14 +29,12 @@ from typing import Any, TypeVar
 import torch
 
 from llm_perf_opt.errors import UserError
-from llm_perf_opt.io.artifact_set import ArtifactSet
 from llm_perf_opt.io.signals import interruption_name
 from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.env import capture_environment, detect_hardware, device_name, resolve_device, resolve_dtype
-from llm_perf_opt.profiling.inputs import collect_inputs
 from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, combine, nvtx_range
-from llm_perf_opt.profiling.preflight import check_before_load, check_config
+from llm_perf_opt.profiling.preflight import check_config, open_run_dir
 from llm_perf_opt.profiling.profile_window import batch_workload, profile_windows
 from llm_perf_opt.profiling.records import RunRecord, stage_bounds
 from llm_perf_opt.profiling.session import Batch, ProfileSession, group_batches
@@ -89,23 +87,9 @@ class LLMProfileRunner:
         check_config(cfg)  # spec and options first: nothing is written for an impossible request
         run_id = cfg.run_id or new_run_id()
         out = (cfg.output_dir or DEFAULT_OUTPUT_ROOT / run_id).expanduser().resolve()
-        # Locked and staged from here on: the set appears in `out` whole at the end (see io.artifact_set).
-        artifacts = ArtifactSet(out, kind="profile", run_id=run_id)
-        stage = artifacts.open()
-        try:
-            self._emit("inputs", 0, 1, "collecting images")
-            inputs = collect_inputs(
-                cfg.images, strict=cfg.strict, synthetic_dir=stage / "inputs", synthetic_seed=cfg.seed
-            )
-            if inputs.synthetic:  # held in memory; recorded where they will be after the commit
-                inputs.root_dir = out / "inputs"
-                for page in inputs.pages:
-                    page.path = artifacts.final_path(page.path)
-            self._emit("inputs", 1, 1, f"{len(inputs.pages)} images")
-            check_before_load(cfg, device, [(p.width, p.height) for p in inputs.pages])
-        except BaseException:
-            artifacts.close()
-            raise
+        self._emit("inputs", 0, 1, "collecting images")
+        artifacts, inputs = open_run_dir(cfg, out, run_id, device)  # locked, staged, inputs checked
+        self._emit("inputs", 1, 1, f"{len(inputs.pages)} images")
         state = ProfileState(
             config=cfg,
             run_id=run_id,
