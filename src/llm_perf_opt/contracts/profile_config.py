@@ -138,6 +138,7 @@ class ProfileConfig:
     profile_decode_steps: int = option(
         32,
         minimum=1,
+        maximum=limits.MAX_TOKENS,
         help="Decode steps in the operator-profiling window, taken after the first 3; the window also "
         "holds the whole prefill (vision included), once per distinct batch shape.",
     )
