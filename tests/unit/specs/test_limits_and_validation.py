@@ -172,3 +172,18 @@ def test_run_ids_that_cannot_be_one_directory_name(run_id: str) -> None:
     with pytest.raises(UserError, match="--run-id"):
         check_run_id(run_id)
     assert check_run_id("20261202-1015_gundam.v2") == "20261202-1015_gundam.v2"
+
+
+def test_every_numeric_profile_option_has_an_upper_bound() -> None:
+    import typing
+
+    import attrs
+
+    from llm_perf_opt.contracts.profile_config import ProfileConfig
+
+    hints = typing.get_type_hints(ProfileConfig)
+    numeric = [f for f in attrs.fields(ProfileConfig)
+               if {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}]
+    assert len(numeric) >= 10
+    unbounded = [f.name for f in numeric if f.metadata.get("maximum") is None]
+    assert unbounded == [], f"options without a documented upper bound: {unbounded}"
