@@ -1,4 +1,4 @@
-"""CLIP-L transformer fed by SAM features instead of pixels (reference §4).
+"""CLIP-L transformer fed by SAM features instead of pixels (deepseek-ocr-architecture.md §4).
 
 The SAM map [B, 1024, h, w] is flattened row-major into h·w tokens and a learned class token is
 prepended, so L = h·w + 1 (257 for a 1024 px view). The CLIP patch-embedding conv exists only so

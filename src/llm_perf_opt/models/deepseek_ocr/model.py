@@ -1,6 +1,6 @@
 """DeepseekOCRForCausalLM: SAM + CLIP + projector + DeepSeek-V2 MoE decoder, official state-dict names.
 
-Module attribute names mirror the checkpoint (reference §2.1–§2.2): ``model.sam_model``,
+Module attribute names mirror the checkpoint (deepseek-ocr-architecture.md §2.1–§2.2): ``model.sam_model``,
 ``model.vision_model``, ``model.projector.layers``, ``model.image_newline``,
 ``model.view_seperator`` (sic), ``model.embed_tokens``, ``model.layers.N``, ``model.norm``, ``lm_head``.
 """
@@ -96,7 +96,7 @@ class DeepseekOCRForCausalLM(nn.Module):
     def encode_images(self, pages: Sequence[PreparedPage], ranges: Ranges = null_ranges) -> torch.Tensor:
         """Image embeddings [B, slots, H] in LM order, slots = layout.total_slots of every page.
 
-        Per page (reference §5.3): [local mosaic rows, each + newline] + [global rows, each +
+        Per page (deepseek-ocr-architecture.md §5.3): [local mosaic rows, each + newline] + [global rows, each +
         newline] + [view_seperator]. Views of one size from all pages run as one batch; ``ranges``
         gets "vision" around everything, with "sam", "clip", "projector" nested inside.
         """

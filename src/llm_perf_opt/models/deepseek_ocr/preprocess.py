@@ -1,4 +1,4 @@
-"""Page → pixel views and prompt token ids, exactly as the official processor (reference §5.3–§5.6, §6).
+"""Page → pixel views and prompt token ids, exactly as the official processor (deepseek-ocr-architecture.md §5.3–§5.6, §6).
 
 The tile grid and the number of image-token slots come from ``specs.image_tokens`` (the same
 functions the analytic model uses), so a prepared page always has
@@ -20,7 +20,7 @@ from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import DEFAULT_PROMPT_TOKENS
 
 DEFAULT_PROMPT = "<image>\n<|grounding|>Convert the document to markdown."
-"""The official document prompt (reference §6)."""
+"""The official document prompt (deepseek-ocr-architecture.md §6)."""
 IMAGE_PLACEHOLDER = "<image>"
 PAD_COLOR = (127, 127, 127)
 """Fill of the aspect-preserving pad: int(0.5·255), i.e. 0 after normalisation."""

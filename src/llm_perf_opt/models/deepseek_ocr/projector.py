@@ -1,4 +1,4 @@
-"""The "linear" MlpProjector: one Linear(2048 → 1280) with bias, no activation (reference §5.1)."""
+"""The "linear" MlpProjector: one Linear(2048 → 1280) with bias, no activation (deepseek-ocr-architecture.md §5.1)."""
 
 from __future__ import annotations
 

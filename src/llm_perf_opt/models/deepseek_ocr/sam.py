@@ -1,4 +1,4 @@
-"""SAM ViT-B image encoder with neck and the two stride-2 compressor convolutions (reference §3).
+"""SAM ViT-B image encoder with neck and the two stride-2 compressor convolutions (deepseek-ocr-architecture.md §3).
 
 Tokens live in BHWC layout inside the blocks (as in SAM). Shapes for the full model: a view of S px
 gives an S/16 grid of 768-wide tokens; the neck maps 768 → 256 channels and net_2/net_3 halve the
@@ -84,7 +84,7 @@ class SamAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, dim = x.shape
-        # Output dim splits as [Q | K | V], heads contiguous inside each third (reference §2.2).
+        # Output dim splits as [Q | K | V], heads contiguous inside each third (deepseek-ocr-architecture.md §2.2).
         qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         bias = decomposed_rel_bias(q, self.rel_pos_h, self.rel_pos_w, h, w)
