@@ -1,4 +1,6 @@
-"""DeepSeek-V2 decoder layers as used by DeepSeek-OCR: plain MHA (use_mla = false) + MoE (deepseek-ocr-architecture.md §1.1, §2.1).
+"""DeepSeek-V2 decoder layers as used by DeepSeek-OCR: plain MHA (use_mla = false) + MoE.
+
+Architecture facts: deepseek-ocr-architecture.md §1.1, §2.1.
 
 Speed notes (batch-1 decode is launch-bound: ~1 GFLOP per token spread over hundreds of kernels):
 - q/k/v, gate/up and all routed experts are packed (:class:`~.common.PackedModule`), so attention

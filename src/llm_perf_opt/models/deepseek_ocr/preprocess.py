@@ -1,4 +1,6 @@
-"""Page → pixel views and prompt token ids, exactly as the official processor (deepseek-ocr-architecture.md §5.3–§5.6, §6).
+"""Page → pixel views and prompt token ids, exactly as the official processor.
+
+Rules: deepseek-ocr-architecture.md §5.3–§5.6, §6.
 
 The tile grid and the number of image-token slots come from ``specs.image_tokens`` (the same
 functions the analytic model uses), so a prepared page always has
