@@ -96,6 +96,9 @@ def test_base_mode_runs_one_view_per_page(ckpt: Path, pages: Path, tmp_path: Pat
     assert r["ranges"]["sam"]["count"] == 1 and r["ranges"]["projector"]["count"] == 1
     assert r["prompt_len"] == (16 + 1) * 16 + 1 + 10
     assert "official checkpoint code" in (out / "report.md").read_text()  # the report names the implementation
+    inventory = json.loads((out / "torchinfo-unique-layers.json").read_text())
+    assert inventory["model_class"] == "DeepseekOCRForCausalLM" and "hf-official" in inventory["model"]
+    assert {"ImageEncoderViT", "VitModel", "DeepseekV2MoE"} <= {r["class_name"] for r in inventory["layers"]}
 
 
 def test_weights_directory_without_safetensors_is_one_line(ckpt: Path, tmp_path: Path) -> None:

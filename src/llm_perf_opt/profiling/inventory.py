@@ -106,7 +106,13 @@ def inventory(model: nn.Module, call: Callable[[], Any], *, label: str) -> dict[
     """Run ``call`` (one prefill of ``model``) under torchinfo and group the modules by class."""
     import torchinfo
 
-    stats = torchinfo.summary(_Runner(model, call), input_data=[], depth=64, verbose=0, col_names=())
+    was_training = model.training
+    try:  # the wrapper is new (training=True): eval mode explicitly, so the model's eval-only paths run
+        stats = torchinfo.summary(
+            _Runner(model, call).eval(), input_data=[], depth=64, verbose=0, col_names=(), mode="eval"
+        )
+    finally:
+        model.train(was_training)
     seen: dict[int, Any] = {}
     rows: dict[str, dict[str, Any]] = {}
     for info in stats.summary_list:
