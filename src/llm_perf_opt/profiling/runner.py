@@ -239,6 +239,11 @@ class LLMProfileRunner:
 
     def _warmup(self, state: ProfileState) -> None:
         assert state.session is not None
+        if self.config.decode_mode in ("graph", "both") and not state.session.graph_decode:
+            state.warnings.append(
+                f"--decode-mode {self.config.decode_mode}: the checkpoint's own generate runs as written (eager); "
+                "only eager decode was timed"
+            )
         if "graph" in state.decode_modes and hasattr(state.session, "prepare_decode"):
             seconds = state.session.prepare_decode(state.batches, self.config.max_new_tokens)
             state.notes.append(
