@@ -156,6 +156,12 @@ def count_decode_kernels(model: Any, inputs: Any) -> tuple[Counter[str], Counter
     return counter.kernels, counter.syncs
 
 
+def transformers_version() -> str:
+    import transformers
+
+    return str(transformers.__version__)
+
+
 def rel(a: float, b: float) -> str:
     return "exact" if a == b else f"{(a - b) / b:+.4%}"
 
@@ -217,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         klines.append(f"| {kind} (per 1 of {n}) | {kernels[kind] / n:g} | {expected[kind]:g} | {syncs[kind] / n:g} |")
     text = "\n".join(
         [
+            "# The official DeepSeek-OCR code vs the analytic hf-official model",
+            "",
+            f"Produced by `python scripts/official_flops.py OFFICIAL_CODE_DIR` (transformers {transformers_version()}, "
+            f"torch {torch.__version__}, CPU). Decoder shrunk to {SMALL_DECODER} (per-layer formulas are the same; "
+            "hidden size, heads, vocabulary, experts, top-k, SAM and CLIP at full size). Pages: random pixels.",
+            "",
             "FLOPs (FlopCounterMode, matmul-class operators) of the official code vs the analytic hf-official model:",
             "",
             *lines,
