@@ -241,25 +241,29 @@ def decode_step_syncs(spec: ModelSpec, name: str = "ours", *, ngram: bool = Fals
 
 def decode_step_host_ms(
     spec: ModelSpec,
+    workload: Workload,
     name: str = "ours",
     *,
-    batch: int = 1,
-    ngram: bool = False,
+    context: int,
     host_overhead_us: float,
     sync_us: float,
-    ngram_us_per_token: float = 0.0,
-    context: int = 0,
+    ngram: int = 0,
+    ngram_us_per_tuple: float = 0.0,
+    ngram_ns_per_copy: float = 0.0,
 ) -> float:
-    """Host time of one eager decode step: kernels · issue cost + syncs · round trip (+ the host n-gram scan).
+    """Host time of one eager decode step at ``context`` keys, in ms.
 
-    With a sync in every MoE layer the host can never run ahead of the GPU, so in ``hf-official``
-    a step costs the host time plus the GPU time of the work between syncs; the caller adds
-    the GPU (roofline) time of the step.
+    kernels · issue cost + syncs · round trip + (with ``ngram`` = n > 0) the host n-gram table
+    (:func:`ngram_host_work`). In hf-official a sync in every MoE layer keeps the host from running
+    ahead of the GPU, so a step costs this plus the GPU time of its kernels (no overlap); the
+    coefficients are fitted on a measured run.
     """
-    kernels = decode_step_kernels(spec, name, batch=batch, ngram=ngram)
-    syncs = decode_step_syncs(spec, name, ngram=ngram)
-    scan = ngram_us_per_token * context * batch if ngram else 0.0
-    return (kernels * host_overhead_us + syncs * sync_us + scan) / 1000.0
+    b = workload.batch_size
+    kernels = decode_step_kernels(spec, name, batch=b, ngram=ngram > 0)
+    syncs = decode_step_syncs(spec, name, ngram=ngram > 0)
+    tuples, copies = ngram_host_work(workload, ngram, context=context) if ngram > 0 else (0, 0)
+    us = kernels * host_overhead_us + syncs * sync_us + tuples * ngram_us_per_tuple + copies * ngram_ns_per_copy / 1e3
+    return us / 1000.0
 
 
 def prefill_extra_bytes(spec: ModelSpec, workload: Workload, name: str = "ours", precision: Precision = BF16) -> float:

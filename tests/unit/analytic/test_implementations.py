@@ -72,9 +72,16 @@ def test_dynamic_cache_copies_the_whole_cache_every_step() -> None:
     assert impl.decode_step_extra_bytes(SPEC, A4, "ours", context=1000) == 0
 
 
-def test_host_time_counts_kernels_and_syncs() -> None:
-    ms = impl.decode_step_host_ms(SPEC, "hf-official", host_overhead_us=10.0, sync_us=50.0)
+def test_host_time_counts_kernels_syncs_and_the_ngram_table() -> None:
+    ms = impl.decode_step_host_ms(SPEC, A4, "hf-official", context=1000, host_overhead_us=10.0, sync_us=50.0)
     assert ms == pytest.approx((impl.decode_step_kernels(SPEC, "hf-official") * 10.0 + 12 * 50.0) / 1000.0)
+    with_ngram = impl.decode_step_host_ms(
+        SPEC, A4, "hf-official", context=1000, host_overhead_us=10.0, sync_us=50.0, ngram=20,
+        ngram_us_per_tuple=1.0, ngram_ns_per_copy=2.0,
+    )  # fmt: skip
+    tuples, copies = impl.ngram_host_work(A4, 20, context=1000)
+    kernels = impl.decode_step_kernels(SPEC, "hf-official", ngram=True)
+    assert with_ngram == pytest.approx((kernels * 10.0 + 13 * 50.0 + tuples * 1.0 + copies * 2.0 / 1e3) / 1000.0)
 
 
 def test_unknown_implementation_is_a_user_error() -> None:
