@@ -16,6 +16,7 @@ from attrs import evolve
 from llm_perf_opt.analytic.base import BF16, DTYPE_BYTES, BaseLayer, Precision, resident_bytes
 from llm_perf_opt.analytic.categories import operator_categories
 from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_root, build_stages, decode_steps
+from llm_perf_opt.analytic.implementations import build_implementation_stages
 from llm_perf_opt.analytic.report_io import load_report
 from llm_perf_opt.analytic.report_tree import GB, MS, TB, TFLOP, module_metrics, module_nodes, walk
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams, Timing
@@ -138,7 +139,9 @@ def stage_totals(
     """
     prec = precision_for(precision)
     params = params or RooflineParams()
-    stages = build_stages(spec, workload, prec, params.execution)
+    if params.implementation == "hf-official" and params.execution != "eager":
+        params = evolve(params, execution="eager")  # the official generate has no graph path: it runs eager
+    stages = build_implementation_stages(spec, workload, prec, params.execution, params.implementation)
     timings: dict[str, Timing] = {}
     if hardware is not None:
         roofline = Roofline(hardware, params, prec.compute_dtype)
@@ -241,6 +244,16 @@ def _assumptions(spec: ModelSpec, w: Workload, hw: HardwareSpec, params: Rooflin
         "Kernel counts follow the runnable model (packed qkv and gate/up, fused RMSNorm, grouped-GEMM MoE); "
         f"each eager launch adds {params.launch_overhead_us:g} µs on top of max(compute, memory).",
         _execution_text(params),
+        *(
+            [
+                "Implementation: hf-official — the checkpoint's own code (transformers 4.46.3): lm_head on every "
+                "prompt position, per-expert MoE loop (a host sync per MoE layer), eager LlamaAttention, DynamicCache "
+                "torch.cat; decode eager. Host syncs and the host n-gram ban are not in these times "
+                "(analytic/implementations.py: decode_step_syncs, decode_step_host_ms)."
+            ]
+            if params.implementation == "hf-official"
+            else []
+        ),
         f"Roofline on {hw.name}: {'achievable' if params.use_achievable_peaks else 'datasheet'} peaks, "
         f"{prec.compute_dtype} compute, bandwidth efficiency {params.bandwidth_efficiency:g}, per-category "
         "compute efficiencies as listed in inputs.roofline. Non-matmul FLOPs do not enter the compute term.",
@@ -264,7 +277,9 @@ def build_report(
     """The full analytic report of ``workload`` on ``hardware`` (module tree, metrics, stages, memory)."""
     prec = precision_for(precision)
     params = params or RooflineParams()
-    stages = build_stages(spec, workload, prec, params.execution)
+    if params.implementation == "hf-official" and params.execution != "eager":
+        params = evolve(params, execution="eager")  # the official generate has no graph path: it runs eager
+    stages = build_implementation_stages(spec, workload, prec, params.execution, params.implementation)
     root = build_root(stages, prec)
     roofline = Roofline(hardware, params, prec.compute_dtype)
     timings = stage_timings(root, roofline)

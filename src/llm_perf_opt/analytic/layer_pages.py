@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
+from llm_perf_opt.analytic.deepseek_ocr import build_root
+from llm_perf_opt.analytic.implementations import build_implementation_stages
 from llm_perf_opt.analytic.report_tree import walk
 from llm_perf_opt.analytic.roofline import Roofline
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
@@ -23,7 +24,8 @@ def _short(value: Any) -> str:
 def layer_pages(report: AnalyticModelReport) -> list[LayerClassPage]:
     """One page per layer class of the tree rebuilt from ``report.inputs``, rows in tree order."""
     inp = report.inputs
-    stages = build_stages(inp.model_spec, inp.workload_spec, inp.precision, inp.roofline.execution)
+    spec, work, r = inp.model_spec, inp.workload_spec, inp.roofline
+    stages = build_implementation_stages(spec, work, inp.precision, r.execution, r.implementation)
     root = build_root(stages, inp.precision)
     roof = Roofline(inp.hardware, inp.roofline, inp.precision.compute_dtype)
     rows: dict[type, list[LayerRow]] = {}

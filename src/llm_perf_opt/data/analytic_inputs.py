@@ -12,7 +12,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
-from llm_perf_opt.specs.execution import EXECUTIONS
+from llm_perf_opt.specs.execution import EXECUTIONS, IMPLEMENTATIONS
 from llm_perf_opt.specs.limits import MAX_OVERHEAD_US, check_float
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
@@ -120,6 +120,11 @@ def _check_execution(_inst: object, _attr: Any, value: str) -> None:
         raise UserError(f"execution must be one of {', '.join(EXECUTIONS)}, got {value!r}")
 
 
+def _check_implementation(_inst: object, _attr: Any, value: str) -> None:
+    if value not in IMPLEMENTATIONS:
+        raise UserError(f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, got {value!r}")
+
+
 @define(kw_only=True)
 class RooflineParams:
     """Efficiency factors of the roofline; a calibration step fits them to measurements."""
@@ -145,6 +150,10 @@ class RooflineParams:
     max(compute, memory, kernel_floor_us), plus one graph launch per step, no host term) or ``eager``
     (kernels issued from Python: launch_overhead_us per kernel and the host_overhead_us model).
     Vision and prefill are eager in both."""
+    implementation: str = field(default="ours", validator=_check_implementation)
+    """Which code runs the model: ``ours`` or ``hf-official`` (the checkpoint's own code: lm_head on every
+    prompt position, per-expert MoE loop with a host sync per MoE layer, eager decode whatever
+    ``execution`` says; analytic/implementations.py)."""
     kernel_floor_us: float = field(default=3.0, converter=float, validator=_check_non_negative)
     """Least GPU time of one kernel inside a replayed graph (µs). 3.0: an H200 graph decode step of
     ~560 kernels took 2.1 ms for ~0.3 ms of HBM traffic (docs/validation/h200); calibration fits it."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 EXECUTIONS = ("graph", "eager")
 """Valid execution modes of the decode step; ``graph`` is the default of analytic reports."""
 
+IMPLEMENTATIONS = ("ours", "hf-official")
+"""Which code runs the model (analytic ``implementation`` input): llm_perf_opt's model or the official
+checkpoint code (transformers 4.46.3 remote code, always eager); see analytic/implementations.py."""
+
 KV_BUCKET = 256
 """KV positions per attention bucket of a graph decode step. Reading up to 255 unused slots costs
 ≤ 15.7 MB per step for DeepSeek-OCR (61,440 B per position) against ~1.2 GB of weights (≤ 1.3%

@@ -102,3 +102,29 @@ def test_ngram_table_work_is_quadratic_in_the_image_slots() -> None:
     assert tuples == 300 - 20 + 1
     assert copies == (i - 19) * (i - 18) // 2
     assert impl.ngram_host_work(base, 0, context=300) == (0, 0)
+
+
+def test_the_report_of_the_official_code_carries_its_flops_and_kernels() -> None:
+    from llm_perf_opt.analytic import api
+    from llm_perf_opt.data.analytic_inputs import RooflineParams
+    from llm_perf_opt.hardware.table import load_hardware
+
+    hw = load_hardware("h200")
+    graph = api.build_report(SPEC, A4, hw, params=RooflineParams(implementation="hf-official", execution="graph"))
+    eager = api.build_report(SPEC, A4, hw, params=RooflineParams(implementation="hf-official", execution="eager"))
+    stages = {s.stage: s for s in eager.stages}
+    flops = impl.stage_flops(SPEC, A4, "hf-official")  # the closed forms, checked against FlopCounterMode
+    for name in ("vision", "projector", "prefill", "decode"):
+        assert stages[name].flops_tflops * 1e12 == pytest.approx(flops[name], rel=1e-9)
+    assert stages["decode"].kernels == 63 * impl.decode_step_kernels(SPEC, "hf-official")
+    # The official generate has no graph path: asking for graph changes nothing.
+    assert graph.predicted_total_time_ms == eager.predicted_total_time_ms
+    ours = api.build_report(SPEC, A4, hw, params=RooflineParams(execution="eager"))
+    assert eager.predicted_total_time_ms > ours.predicted_total_time_ms
+
+
+def test_unknown_implementation_in_the_roofline_inputs_is_a_user_error() -> None:
+    from llm_perf_opt.data.analytic_inputs import RooflineParams
+
+    with pytest.raises(UserError, match="implementation must be one of ours, hf-official"):
+        RooflineParams(implementation="vllm")
