@@ -113,10 +113,9 @@ def build_report(
 ) -> LLMProfileReport:
     """The domain report; ``notes`` is the stakeholder summary text."""
     cfg = state.config
-    modes = state.decode_modes
     # The report's numbers come from the first decode mode's runs; other modes appear side by side
     # as <metric>[<mode>] aggregates (``--decode-mode both``), never mixed into one mean.
-    records = [r for r in state.records if r.decode_mode == modes[0]] or state.records
+    records = state.primary_records
     session = state.session
     spec = session.spec if session else None
     env = state.env

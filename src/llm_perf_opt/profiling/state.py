@@ -95,6 +95,12 @@ class ProfileState:
         return self.config.repeats * len(self.batches) * len(self.decode_modes)
 
     @property
+    def primary_records(self) -> list[RunRecord]:
+        """The runs of the reported (first) decode mode: what every table but the side-by-side one shows."""
+        first = self.decode_modes[0]
+        return [r for r in self.records if r.decode_mode == first] or list(self.records)
+
+    @property
     def decode_modes(self) -> list[str]:
         """Decode modes timed in this run, the reported one first (``--decode-mode both``: graph, eager)."""
         from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode

@@ -41,7 +41,7 @@ def _segments(r: RunRecord) -> dict[str, float]:
 
 def render_stage_breakdown(state: ProfileState) -> bytes:
     by_batch: dict[int, list[RunRecord]] = defaultdict(list)
-    for r in state.records:
+    for r in state.primary_records:
         by_batch[r.batch_index].append(r)
     labels: list[str] = []
     means: list[dict[str, float]] = []

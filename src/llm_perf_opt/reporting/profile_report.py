@@ -152,7 +152,7 @@ def _mfu_table(state: ProfileState, report: LLMProfileReport | None) -> list[str
 
 def _per_image(state: ProfileState) -> list[str]:
     by_batch: dict[int, list[RunRecord]] = defaultdict(list)
-    for r in state.records:
+    for r in state.primary_records:
         by_batch[r.batch_index].append(r)
     if not by_batch:
         return []
