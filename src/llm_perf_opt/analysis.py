@@ -29,6 +29,7 @@ def analyze_to_dir(
     calibrate_from: ProfileRun | None = None,
     compare_with: ProfileRun | None = None,
     execution: str | None = None,
+    implementation: str | None = None,
 ) -> tuple[AnalyticModelReport, DeepSeekOCRAnalyticReportSummary]:
     """Build the analytic report and write report.json/.yaml, summary.json, report.md, layers/*.md.
 
@@ -44,6 +45,8 @@ def analyze_to_dir(
     params = api.load_roofline_params(calibration) if calibration else api.RooflineParams()
     if execution is not None:  # graph | eager decode; otherwise the calibration file's, else graph
         params = attrs.evolve(params, execution=execution)
+    if implementation is not None:  # ours | hf-official (the checkpoint's own code)
+        params = attrs.evolve(params, implementation=implementation)
     fit = None
     if calibrate_from is not None:
         from llm_perf_opt.calibration import fit_run

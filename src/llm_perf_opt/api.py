@@ -82,6 +82,7 @@ def build_report(
     run_id: str | None = None,
     output_dir: str | Path | None = None,
     execution: str | None = None,
+    implementation: str | None = None,
 ) -> AnalyzeResult:
     """Build and write the analytic report of one workload on one GPU.
 
@@ -127,6 +128,7 @@ def build_report(
     report, summary = analyze_to_dir(
         spec, work, hw, dtype=precision, calibration=Path(calibration) if calibration else None,
         report_id=run, output_dir=out, calibrate_from=calib_run, compare_with=compare_run, execution=execution,
+        implementation=implementation,
     )  # fmt: skip
     return AnalyzeResult(report=report, summary=summary, output_dir=out, calibrated_from=calib_run,
                          compared_with=compare_run, warnings=warnings)  # fmt: skip

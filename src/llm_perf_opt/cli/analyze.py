@@ -47,6 +47,9 @@ PAGE_SIZE_HELP = "Page size WxH in pixels (e.g. 1654x2339); decides the tile gri
 @click.option("--execution", type=click.Choice(["graph", "eager"]), default=None,
               help="Decode execution: graph (replayed CUDA graphs: GPU time per kernel, no host term) or eager "
               "(kernels issued from Python) [default: graph, or the --calibration file's].")
+@click.option("--implementation", type=click.Choice(["ours", "hf-official"]), default=None,
+              help="Which code runs the model: ours (llm_perf_opt's model) or hf-official (the checkpoint's own code "
+              "under transformers 4.46.3, always eager) [default: ours, or the --calibration file's].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON instead of the table.")
 def analyze(
     analysis_mode: str,
@@ -66,6 +69,7 @@ def analyze(
     output_dir: str | None,
     run_id: str | None,
     execution: str | None,
+    implementation: str | None,
     as_json: bool,
 ) -> None:
     """Analytic FLOPs, bytes, memory and roofline time of DeepSeek-OCR per module and stage."""
@@ -86,6 +90,7 @@ def analyze(
         model=given("model", model), workload=workload, hardware=given("hardware", hardware),
         dtype=given("dtype", dtype), overrides=overrides, calibration=calibration, calibrate_from=calibrate_from,
         compare_with=compare_with, run_id=run_id, output_dir=output_dir, execution=execution,
+        implementation=implementation,
     )  # fmt: skip
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

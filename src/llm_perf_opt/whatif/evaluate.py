@@ -41,7 +41,8 @@ from attrs import fields, frozen
 
 from llm_perf_opt.analytic.api import memory_of, stage_timings
 from llm_perf_opt.analytic.base import BaseLayer, Precision
-from llm_perf_opt.analytic.deepseek_ocr import build_root, build_stages
+from llm_perf_opt.analytic.deepseek_ocr import build_root
+from llm_perf_opt.analytic.implementations import build_implementation_stages
 from llm_perf_opt.analytic.report_tree import MS
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.data.analytic_report import AnalyticInputs, AnalyticModelReport
@@ -166,7 +167,8 @@ def _params_key(params: RooflineParams) -> tuple[Any, ...]:
     )
 
 
-_Shape = tuple[ModelSpec, Workload, Precision, str]
+_Shape = tuple[ModelSpec, Workload, Precision, str, str]
+"""(model, workload, precision, execution, implementation): what the layer tree depends on."""
 """What a layer tree depends on: the model, the workload (labels and page count normalised away), the dtypes,
 the decode execution (graph steps read a KV bucket)."""
 
@@ -207,7 +209,8 @@ class Evaluator:
 
     def shape_key(self, inputs: AnalyticInputs) -> _Shape:
         """Scenarios with equal keys share one layer tree (they differ in hardware or roofline only)."""
-        return inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision, inputs.roofline.execution
+        r = inputs.roofline
+        return inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision, r.execution, r.implementation
 
     def data(self, key: _Shape) -> _ShapeData:
         hit = self._shapes.get(key)
@@ -215,8 +218,8 @@ class Evaluator:
             if len(self._shapes) >= MAX_CACHED_SHAPES:  # bound memory on huge grids (scenarios come grouped)
                 self._shapes.clear()
                 self._rooflines.clear()
-            spec, work, prec, execution = key
-            root = build_root(build_stages(spec, work, prec, execution), prec)
+            spec, work, prec, execution, implementation = key
+            root = build_root(build_implementation_stages(spec, work, prec, execution, implementation), prec)
             slots_key = (work.mode, work.page_size, work.max_crops)
             slots = self._slots.get(slots_key)
             if slots is None:
@@ -233,9 +236,9 @@ class Evaluator:
         return roof
 
     def total_memory(self, key: _Shape, batch: int) -> float:
-        spec, work, prec, execution = key
+        spec, work, prec, execution, implementation = key
         if work.batch_size != batch:
-            key = (spec, self._variant(work, batch), prec, execution)
+            key = (spec, self._variant(work, batch), prec, execution, implementation)
         weights, kv, act = self.data(key).memory
         return weights + kv + act
 
@@ -250,7 +253,7 @@ class Evaluator:
         layer tree per workload. Anything else (not collinear, or a tie within rounding at the
         boundary) falls back to bisection on exact evaluations: O(log B), never a loop over B.
         """
-        memo = (key[0], self._variant(key[1], 1), key[2], key[3]), memory_gb
+        memo = (key[0], self._variant(key[1], 1), key[2], key[3], key[4]), memory_gb
         hit = self._max_batch.get(memo)
         if hit is None:
             hit = self._max_batch[memo] = self._solve_max_batch(key, memory_gb)
