@@ -8,12 +8,13 @@ a millisecond, so a fit can evaluate it thousands of times. Times are exactly th
 
 from __future__ import annotations
 
-from attrs import define
+from attrs import define, evolve
 
 from llm_perf_opt.analytic.api import precision_for
 from llm_perf_opt.analytic.base import BaseLayer, Precision
 from llm_perf_opt.analytic.clip import ClipEncoder
-from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_stages
+from llm_perf_opt.analytic.deepseek_ocr import STAGES
+from llm_perf_opt.analytic.implementations import build_implementation_stages
 from llm_perf_opt.analytic.projector import ProjectorPass
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.analytic.sam import SamEncoder
@@ -56,10 +57,10 @@ class StagePredictor:
         self.precision = precision_for(precision)
         self._build("graph")
 
-    def _build(self, execution: str) -> None:
-        """The layer trees for one decode ``execution`` (rebuilt when params ask for another)."""
-        self.execution = execution
-        self.stages = build_stages(self.spec, self.workload, self.precision, execution)
+    def _build(self, execution: str, implementation: str = "ours") -> None:
+        """The layer trees for one decode ``execution`` and ``implementation`` (rebuilt when params ask for another)."""
+        self.execution, self.implementation = execution, implementation
+        self.stages = build_implementation_stages(self.spec, self.workload, self.precision, execution, implementation)
         vision = self.stages["vision"]
         self.sam = _encoders(vision, SamEncoder)
         self.clip = _encoders(vision, ClipEncoder)
@@ -78,8 +79,10 @@ class StagePredictor:
 
     def predict(self, params: RooflineParams) -> StagePrediction:
         """Times of every measured stage under ``params`` (one roofline pass over the trees)."""
-        if params.execution != self.execution:
-            self._build(params.execution)
+        if params.implementation == "hf-official" and params.execution != "eager":
+            params = evolve(params, execution="eager")  # the official generate has no graph path
+        if (params.execution, params.implementation) != (self.execution, self.implementation):
+            self._build(params.execution, params.implementation)
         roof = self.roofline(params)
         t = {name: roof.stage_time(self.stages[name]) for name in STAGES}
         ms = {name: timing.total_s * MS for name, timing in t.items()}

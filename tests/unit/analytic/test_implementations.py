@@ -128,3 +128,16 @@ def test_unknown_implementation_in_the_roofline_inputs_is_a_user_error() -> None
 
     with pytest.raises(UserError, match="implementation must be one of ours, hf-official"):
         RooflineParams(implementation="vllm")
+
+
+def test_the_calibration_predictor_follows_the_implementation() -> None:
+    from llm_perf_opt.analytic import api
+    from llm_perf_opt.calibration.predict import StagePredictor
+    from llm_perf_opt.data.analytic_inputs import RooflineParams
+    from llm_perf_opt.hardware.table import load_hardware
+
+    hw = load_hardware("h200")
+    predictor = StagePredictor(SPEC, A4, hw)
+    for params in (RooflineParams(implementation="hf-official"), RooflineParams(execution="eager")):
+        report = api.build_report(SPEC, A4, hw, params=params)
+        assert predictor.times_ms(params)["total"] == pytest.approx(report.predicted_total_time_ms, rel=1e-9)
