@@ -105,11 +105,14 @@ def _cost_from(obj: Any) -> StageCost:
     return StageCost(flops=flops, bytes=nbytes or 0.0, kernels=_number(obj, "kernels") or 0.0)
 
 
-def analytic_costs(spec: ModelSpec, workload: Workload, *, precision: str) -> dict[str, StageCost]:
-    """Analytic FLOPs/bytes per stage (vision, projector, prefill, decode) for one call."""
-    from llm_perf_opt.analytic.api import stage_totals
+def analytic_costs(
+    spec: ModelSpec, workload: Workload, *, precision: str, implementation: str = "ours"
+) -> dict[str, StageCost]:
+    """Analytic FLOPs/bytes per stage (vision, projector, prefill, decode) for one call of ``implementation``."""
+    from llm_perf_opt.analytic.api import RooflineParams, stage_totals
 
-    totals = stage_totals(spec, workload, precision=precision)
+    params = RooflineParams(implementation=implementation)
+    totals = stage_totals(spec, workload, precision=precision, params=params)
     out = {}
     for stage in MODEL_STAGES:
         if stage in totals:

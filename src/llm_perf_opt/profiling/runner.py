@@ -341,7 +341,9 @@ class LLMProfileRunner:
         """Analytic costs of one call over ``batch`` generating ``tokens`` per page (the exact input)."""
         assert state.session is not None
         workload = batch_workload(self.config, batch, tokens)
-        return mfu_mod.measured_costs(mfu_mod.analytic_costs(state.session.spec, workload, precision=state.dtype))
+        impl = getattr(state.session, "implementation", "ours")  # hf-official: the checkpoint's own code
+        costs = mfu_mod.analytic_costs(state.session.spec, workload, precision=state.dtype, implementation=impl)
+        return mfu_mod.measured_costs(costs)
 
     def _analytic_costs(self, state: ProfileState) -> None:
         for batch in state.batches:

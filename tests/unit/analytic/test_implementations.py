@@ -141,3 +141,16 @@ def test_the_calibration_predictor_follows_the_implementation() -> None:
     for params in (RooflineParams(implementation="hf-official"), RooflineParams(execution="eager")):
         report = api.build_report(SPEC, A4, hw, params=params)
         assert predictor.times_ms(params)["total"] == pytest.approx(report.predicted_total_time_ms, rel=1e-9)
+
+
+def test_mfu_of_an_official_run_uses_the_official_flops() -> None:
+    pytest.importorskip("torch")
+    from llm_perf_opt.profiling.mfu import analytic_costs
+
+    ours = analytic_costs(SPEC, A4, precision="bf16")
+    official = analytic_costs(SPEC, A4, precision="bf16", implementation="hf-official")
+    p = A4.prefill_tokens
+    assert official["prefill"].flops - ours["prefill"].flops == pytest.approx(
+        2 * (p - 1) * 1280 * 129_280 + 12 * 2 * 64 * p, rel=1e-12
+    )
+    assert official["vision"].flops == ours["vision"].flops

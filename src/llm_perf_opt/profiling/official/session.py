@@ -206,6 +206,8 @@ class OfficialSession(ProfileSession):
     """A :class:`ProfileSession` whose model is the checkpoint's own code (``remote_code=True``)."""
 
     graph_decode: ClassVar[bool] = False  # the official generate is run as written: eager
+    implementation: ClassVar[str] = "hf-official"
+    """The analytic implementation whose FLOPs and bytes give this session's MFU."""
 
     @classmethod
     def load_official(
