@@ -18,7 +18,7 @@ python -m pip install --quiet --upgrade pip
 if ! python -c "import torch" 2>/dev/null; then
   python -m pip install --quiet "torch==2.13.0"  # the CPU build on CPU-only machines, as scripts/test.sh
 fi
-python -m pip install --quiet -c constraints/official-transformers-4.46.3.txt -e ".[dev,profile,official]"
+python -m pip install --quiet -c constraints/official-transformers-4.46.3.txt -e ".[all,dev,official]"
 python - <<'PY'
 import transformers, tokenizers, huggingface_hub
 assert transformers.__version__ == "4.46.3", transformers.__version__
