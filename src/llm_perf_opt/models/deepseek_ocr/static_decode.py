@@ -1,8 +1,9 @@
 """A static-shape decode step, replayed from CUDA graphs (gpt-fast style).
 
 Why: at batch 1 a decode step is ~1 GFLOP and ~1.2 GB of weight reads spread over several hundred
-small kernels. Issued one by one from Python, the host needs 10+ ms per step while the GPU needs
-~1 ms, so eager timings measure the CPU. A captured graph issues the whole step with one launch.
+small kernels. Issued one by one from Python, the host needs ~9–14 ms per step (H200 host) while the
+replayed graph takes ~2.1 ms (~0.25 ms of it HBM traffic), so eager timings measure the CPU. A
+captured graph issues the whole step with one launch.
 
 What makes the step capturable:
 
