@@ -34,6 +34,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from llm_perf_opt.contracts.profile import OperatorSummary
 from llm_perf_opt.io.atomic import atomic_path
 from llm_perf_opt.profiling.nvtx_ranges import STAGE_RANGES
+from llm_perf_opt.profiling.profiler_links import with_links
 
 LEAF_STAGES: tuple[str, ...] = ("sam", "clip", "vision", "projector", "prefill", "decode", "other")
 """Disjoint attribution targets; ``vision`` here is the vision glue outside sam/clip/projector."""
@@ -340,31 +341,6 @@ def window_start_us(events: Iterable[Any], skip: int) -> float | None:
     """Start (µs, profiler clock) of the marker after token ``skip``: where the decode window opens."""
     name = f"{TOKEN_MARK}{skip}"
     return next((float(ev.time_range.start) for ev in events if str(ev.name) == name), None)
-
-
-def with_links(prof: Any, events: Any) -> Any:
-    """``events`` whose every entry has ``activity_type`` and ``linked_correlation_id``.
-
-    torch ≥ 2.13 puts both on each FunctionEvent; older releases (the H200's torch 2.11 among them)
-    keep them only on the profiler's kineto events, and without the link a kernel cannot be tied to
-    the operator (and so the stage) that launched it. They are copied over here, matching each
-    FunctionEvent to the kineto event of the same correlation id, device and name, in order.
-    """
-    if not events or all(hasattr(ev, "linked_correlation_id") and hasattr(ev, "activity_type") for ev in events):
-        return events
-    pending: dict[tuple[int, str, str], list[Any]] = {}
-    for k in prof.profiler.kineto_results.events():
-        pending.setdefault((int(k.correlation_id()), str(k.device_type()), str(k.name())), []).append(k)
-    for ev in events:
-        match = pending.get((int(ev.id), str(ev.device_type), str(ev.name)))
-        if not match:
-            continue
-        k = match.pop(0)
-        ev.linked_correlation_id = int(k.linked_correlation_id())
-        kind = getattr(k, "activity_type", None)
-        if callable(kind):
-            ev.activity_type = str(kind())
-    return events
 
 
 @define(kw_only=True)

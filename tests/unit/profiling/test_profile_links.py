@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from llm_perf_opt.profiling.torch_profiler import with_links
+from llm_perf_opt.profiling.profiler_links import with_links
 
 
 def test_links_are_restored_from_the_kineto_events() -> None:
