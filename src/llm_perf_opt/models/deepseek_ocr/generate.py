@@ -155,9 +155,8 @@ def generate(
 
     EOS is masked until ``min_new_tokens`` ids exist, so random weights generate exactly N with
     min = max = N. ``ranges`` gets "prefill" (vision included, up to the first token) and then
-    "decode" (all remaining steps). ``decode_mode`` is one of :data:`DECODE_MODES` (None: graph
-on CUDA, eager elsewhere);
-    ``on_token`` is called after every token (e.g. to step a profiler's schedule).
+    "decode" (all remaining steps). ``decode_mode`` is one of :data:`DECODE_MODES` (None: graph on
+    CUDA, eager elsewhere); ``on_token`` is called after every token (e.g. to step a profiler's schedule).
     """
     decode_mode = resolve_decode_mode(decode_mode, model.device)
     if max_new_tokens < 0:
