@@ -14,7 +14,7 @@ Speed notes (batch-1 decode is launch-bound: ~1 GFLOP per token spread over hund
 from __future__ import annotations
 
 import functools
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -139,30 +139,20 @@ class DecoderAttention(PackedModule):
         start: int,
     ) -> torch.Tensor:
         """x [B, T, H] at positions start..start+T−1; ``kv`` receives this step's keys/values."""
-        b, t, _ = x.shape
-        nh, nkv = self.num_heads, self.num_kv_heads
-        qkv = F.linear(x, self.qkv_weight).view(b, t, nh + 2 * nkv, self.head_dim)
-        qk = apply_rope(qkv[:, :, : nh + nkv], cos, sin)
-        q = qk[:, :, :nh].transpose(1, 2)
-        k = qk[:, :, nh:].transpose(1, 2)
-        v = qkv[:, :, nh + nkv :].transpose(1, 2)
+        t = x.shape[1]
+        q, k, v = self._project(x, cos, sin)
         if kv is not None:
             cache_k, cache_v = kv
             cache_k[:, :, start : start + t] = k
             cache_v[:, :, start : start + t] = v
             k, v = cache_k[:, :, : start + t], cache_v[:, :, : start + t]
-        if nkv != nh:
-            k = k.repeat_interleave(nh // nkv, dim=1)
-            v = v.repeat_interleave(nh // nkv, dim=1)
         if start == 0:
-            out = attend(q, k, v, impl=self.attn_impl, is_causal=t > 1)
-        elif t == 1:  # one new token sees every cached position: no mask needed
-            out = attend(q, k, v, impl=self.attn_impl)
-        else:  # a chunk after a cached prefix: bottom-right aligned causal mask
-            pos = torch.arange(start + t, device=x.device)
-            mask = pos[None, :] <= pos[start:, None]
-            out = attend(q, k, v, impl=self.attn_impl, mask=mask)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, nh * self.head_dim))
+            return self._attend(q, k, v, is_causal=t > 1)
+        if t == 1:  # one new token sees every cached position: no mask needed
+            return self._attend(q, k, v)
+        # a chunk after a cached prefix: bottom-right aligned causal mask
+        pos = torch.arange(start + t, device=x.device)
+        return self._attend(q, k, v, mask=pos[None, :] <= pos[start:, None])
 
     def forward_static(
         self,
@@ -180,20 +170,30 @@ class DecoderAttention(PackedModule):
         masks the positions after ``pos``. Attention reads all L slots of the bucket, so the work
         depends on the bucket, not on the exact length: the price of never asking the host.
         """
-        b = x.shape[0]
-        nh, nkv = self.num_heads, self.num_kv_heads
-        qkv = F.linear(x, self.qkv_weight).view(b, 1, nh + 2 * nkv, self.head_dim)
-        qk = apply_rope(qkv[:, :, : nh + nkv], cos, sin)
-        q = qk[:, :, :nh].transpose(1, 2)
+        q, k, v = self._project(x, cos, sin)
         cache_k, cache_v = kv
-        cache_k.index_copy_(2, pos, qk[:, :, nh:].transpose(1, 2))
-        cache_v.index_copy_(2, pos, qkv[:, :, nh + nkv :].transpose(1, 2))
-        k, v = cache_k, cache_v
-        if nkv != nh:
-            k = k.repeat_interleave(nh // nkv, dim=1)
-            v = v.repeat_interleave(nh // nkv, dim=1)
-        out = attend(q, k, v, impl=self.attn_impl, mask=visible)
-        return self.o_proj(out.transpose(1, 2).reshape(b, 1, nh * self.head_dim))
+        cache_k.index_copy_(2, pos, k)
+        cache_v.index_copy_(2, pos, v)
+        return self._attend(q, cache_k, cache_v, mask=visible)
+
+    def _project(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v [B, heads, T, d] of x [B, T, H]: one packed matmul, RoPE on q and k together."""
+        b, t, _ = x.shape
+        nh, nkv = self.num_heads, self.num_kv_heads
+        qkv = F.linear(x, self.qkv_weight).view(b, t, nh + 2 * nkv, self.head_dim)
+        qk = apply_rope(qkv[:, :, : nh + nkv], cos, sin)
+        return qk[:, :, :nh].transpose(1, 2), qk[:, :, nh:].transpose(1, 2), qkv[:, :, nh + nkv :].transpose(1, 2)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **mask: Any) -> torch.Tensor:
+        """Attention over k/v (KV heads repeated for GQA), heads merged, o_proj."""
+        b, nh, t, _ = q.shape
+        if self.num_kv_heads != nh:
+            k = k.repeat_interleave(nh // self.num_kv_heads, dim=1)
+            v = v.repeat_interleave(nh // self.num_kv_heads, dim=1)
+        out = attend(q, k, v, impl=self.attn_impl, **mask)
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, nh * self.head_dim))
 
 
 class SwiGLU(PackedModule):
