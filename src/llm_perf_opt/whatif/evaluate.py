@@ -155,22 +155,16 @@ _ROW_FIELDS = tuple(f.name for f in fields(WhatIfRow))
 
 
 def _params_key(params: RooflineParams) -> tuple[Any, ...]:
-    return (
-        tuple(sorted(params.compute_efficiency.items())),
-        params.bandwidth_efficiency,
-        params.launch_overhead_us,
-        params.host_overhead_us,
-        params.use_achievable_peaks,
-        params.execution,
-        params.kernel_floor_us,
-        params.graph_launch_us,
+    """Every field of ``params`` (dicts as sorted items), so a field added later can never be left out."""
+    return tuple(
+        tuple(sorted(value.items())) if isinstance(value, dict) else value
+        for value in (getattr(params, f.name) for f in fields(RooflineParams))
     )
 
 
 _Shape = tuple[ModelSpec, Workload, Precision, str, str]
-"""(model, workload, precision, execution, implementation): what the layer tree depends on."""
 """What a layer tree depends on: the model, the workload (labels and page count normalised away), the dtypes,
-the decode execution (graph steps read a KV bucket)."""
+the decode execution (graph steps read a KV bucket) and the implementation."""
 
 
 class _ShapeData:
