@@ -9,6 +9,7 @@ import attrs
 
 from llm_perf_opt.contracts.models import DeepSeekOCRAnalyticReportSummary
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
+from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
@@ -47,6 +48,8 @@ def analyze_to_dir(
         params = attrs.evolve(params, execution=execution)
     if implementation is not None:  # ours | hf-official (the checkpoint's own code)
         params = attrs.evolve(params, implementation=implementation)
+    if execution == "graph" and params.implementation == "hf-official":
+        raise UserError("--execution graph: the official checkpoint code's generate has no graph path (use eager)")
     fit = None
     if calibrate_from is not None:
         from llm_perf_opt.calibration import fit_run

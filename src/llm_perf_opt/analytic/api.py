@@ -139,8 +139,6 @@ def stage_totals(
     """
     prec = precision_for(precision)
     params = params or RooflineParams()
-    if params.implementation == "hf-official" and params.execution != "eager":
-        params = evolve(params, execution="eager")  # the official generate has no graph path: it runs eager
     stages = build_implementation_stages(spec, workload, prec, params.execution, params.implementation)
     timings: dict[str, Timing] = {}
     if hardware is not None:
@@ -277,8 +275,6 @@ def build_report(
     """The full analytic report of ``workload`` on ``hardware`` (module tree, metrics, stages, memory)."""
     prec = precision_for(precision)
     params = params or RooflineParams()
-    if params.implementation == "hf-official" and params.execution != "eager":
-        params = evolve(params, execution="eager")  # the official generate has no graph path: it runs eager
     stages = build_implementation_stages(spec, workload, prec, params.execution, params.implementation)
     root = build_root(stages, prec)
     roofline = Roofline(hardware, params, prec.compute_dtype)

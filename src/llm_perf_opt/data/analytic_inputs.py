@@ -160,6 +160,12 @@ class RooflineParams:
     graph_launch_us: float = field(default=10.0, converter=float, validator=_check_non_negative)
     """Host cost of one graph replay plus the few eager kernels around it (µs per decode step)."""
 
+    def __attrs_post_init__(self) -> None:
+        # The one place of this rule: the official generate has no graph path, its decode runs eager
+        # (reports built, evolved, loaded or swept all carry the execution that was modelled).
+        if self.implementation == "hf-official":
+            self.execution = "eager"
+
     def efficiency(self, category: str) -> float:
         return self.compute_efficiency.get(category, 0.8)
 

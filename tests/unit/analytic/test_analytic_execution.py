@@ -86,3 +86,17 @@ def test_unknown_execution_is_a_user_error() -> None:
         RooflineParams(execution="turbo")
     with pytest.raises(UserError, match="unknown execution"):
         build_stages(DEEPSEEK_OCR, _workload(), execution="turbo")
+
+
+def test_the_official_code_is_modelled_eager_and_an_explicit_graph_request_is_refused(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from llm_perf_opt.cli import cli
+
+    assert RooflineParams(implementation="hf-official", execution="graph").execution == "eager"
+    assert attrs.evolve(RooflineParams(implementation="hf-official"), execution="graph").execution == "eager"
+    result = CliRunner().invoke(
+        cli, ["analyze", "--implementation", "hf-official", "--execution", "graph", "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "no graph path" in result.output
+    assert not any(tmp_path.iterdir())
