@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import torch
+from bench_decode_kernels import census  # the one kernel census: a sibling script, on sys.path as the script dir
 
 from llm_perf_opt.models.deepseek_ocr import (
     build_inputs,
@@ -47,28 +48,6 @@ def _decode_ms_per_token(model: Any, inputs: Any, tokens: int, variant: str) -> 
     )
     clock.stop()
     return clock.timings()["decode"].sum_ms / max(tokens - 1, 1), result
-
-
-def _kernels_per_step(model: Any, inputs: Any, variant: str, steps: int = 16) -> float:
-    """CUDA kernels launched per decode step: a profiled window of ``steps`` steps after 4 steps."""
-    from torch.profiler import ProfilerActivity, profile, schedule
-
-    mode = variant
-    counts: list[int] = []
-    with profile(
-        activities=[ProfilerActivity.CUDA],
-        schedule=schedule(wait=4, warmup=1, active=steps, repeat=1),
-        on_trace_ready=lambda p: counts.append(sum(1 for e in p.events() if e.device_type.name == "CUDA")),
-    ) as prof:
-        generate(
-            model,
-            inputs,
-            max_new_tokens=steps + 8,
-            min_new_tokens=steps + 8,
-            decode_mode=mode,
-            on_token=lambda i, ids: prof.step() if i >= 1 else None,
-        )
-    return counts[0] / steps if counts else float("nan")
 
 
 @torch.inference_mode()
@@ -165,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 "capture_s": capture_s,
                 "prompt_len": inputs.prompt_len,
                 "kv_bytes_per_step_mean": kv_bytes,
-                "kernels_per_step": _kernels_per_step(model, inputs, mode) if cuda else None,
+                "kernels_per_step": sum(census(model, inputs, mode, 16).values()) if cuda else None,
             }
             out["rows"].append(row)
             print(json.dumps(row), flush=True)
