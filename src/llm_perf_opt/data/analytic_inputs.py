@@ -115,14 +115,14 @@ def _check_non_negative(_inst: object, attr: Any, value: float) -> None:
     check_float(attr.name, value, MAX_OVERHEAD_US, positive=False)
 
 
-def _check_execution(_inst: object, _attr: Any, value: str) -> None:
-    if value not in EXECUTIONS:
-        raise UserError(f"execution must be one of {', '.join(EXECUTIONS)}, got {value!r}")
+def _one_of(choices: tuple[str, ...]) -> Any:
+    """An attrs validator: the value is one of ``choices`` (a UserError naming the field otherwise)."""
 
+    def check(_inst: object, attr: Any, value: str) -> None:
+        if value not in choices:
+            raise UserError(f"{attr.name} must be one of {', '.join(choices)}, got {value!r}")
 
-def _check_implementation(_inst: object, _attr: Any, value: str) -> None:
-    if value not in IMPLEMENTATIONS:
-        raise UserError(f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, got {value!r}")
+    return check
 
 
 @define(kw_only=True)
@@ -145,12 +145,12 @@ class RooflineParams:
     host of docs/validation)."""
     use_achievable_peaks: bool = False
     """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
-    execution: str = field(default="graph", validator=_check_execution)
+    execution: str = field(default="graph", validator=_one_of(EXECUTIONS))
     """How decode steps reach the GPU: ``graph`` (captured CUDA graphs, the default: each kernel costs
     max(compute, memory, kernel_floor_us), plus one graph launch per step, no host term) or ``eager``
     (kernels issued from Python: launch_overhead_us per kernel and the host_overhead_us model).
     Vision and prefill are eager in both."""
-    implementation: str = field(default="ours", validator=_check_implementation)
+    implementation: str = field(default="ours", validator=_one_of(IMPLEMENTATIONS))
     """Which code runs the model: ``ours`` or ``hf-official`` (the checkpoint's own code: lm_head on every
     prompt position, per-expert MoE loop with a host sync per MoE layer, eager decode whatever
     ``execution`` says; analytic/implementations.py)."""
