@@ -40,6 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from llm_perf_opt.analytic import implementations as impl
+from llm_perf_opt.errors import UserError
 from llm_perf_opt.models import deepseek_ocr as dso
 from llm_perf_opt.profiling.official import build_official_inputs, load_official_model
 from llm_perf_opt.profiling.official.loader import official_image_token_id
@@ -80,17 +81,22 @@ def module_flops(counts: dict[str, dict[Any, int]], suffix: str) -> int:
     return sum(sum(ops.values()) for name, ops in counts.items() if name.endswith(suffix))
 
 
+def prefill_forward(model: Any, inputs: Any) -> Any:
+    """The official model's first forward over the prompt and image views, cache kept."""
+    return model(
+        input_ids=inputs.input_ids,
+        images=inputs.images,
+        images_seq_mask=inputs.images_seq_mask,
+        images_spatial_crop=inputs.images_spatial_crop,
+        use_cache=True,
+    )
+
+
 def measure_flops(model: Any, inputs: Any) -> dict[str, float]:
     """FLOPs of the prefill forward (by stage) and of one decode forward at context P + 1."""
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), cuda_calls_stay_on(torch.device("cpu")):
         with FlopCounterMode(display=False) as fc:
-            out = model(
-                input_ids=inputs.input_ids,
-                images=inputs.images,
-                images_seq_mask=inputs.images_seq_mask,
-                images_spatial_crop=inputs.images_spatial_crop,
-                use_cache=True,
-            )
+            out = prefill_forward(model, inputs)
         counts = fc.get_flop_counts()
         total = fc.get_total_flops()
         sam, clip = module_flops(counts, "model.sam_model"), module_flops(counts, "model.vision_model")
@@ -138,13 +144,7 @@ def count_decode_kernels(model: Any, inputs: Any) -> tuple[Counter[str], Counter
             handles.append(sub.register_forward_pre_hook(lambda m, a, lab=label: counter.where.append(lab)))
             handles.append(sub.register_forward_hook(lambda m, a, o: counter.where.pop() and None))
     with torch.no_grad(), cuda_calls_stay_on(torch.device("cpu")), torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(
-            input_ids=inputs.input_ids,
-            images=inputs.images,
-            images_seq_mask=inputs.images_seq_mask,
-            images_spatial_crop=inputs.images_spatial_crop,
-            use_cache=True,
-        )
+        out = prefill_forward(model, inputs)
         nxt = out.logits[:, -1].argmax(-1, keepdim=True)
         mask = torch.ones(1, inputs.prompt_len + 1, dtype=torch.long)  # generate passes its 2-D attention mask
         position = torch.tensor([[inputs.prompt_len]])  # made by prepare_inputs_for_generation, outside the forward
@@ -248,4 +248,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except UserError as exc:  # e.g. the official code needs a package this environment lacks
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
