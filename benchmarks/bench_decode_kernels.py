@@ -1,4 +1,4 @@
-"""Kernel census of one decode step: CUDA kernel names and counts per step, graph vs eager; prints JSON.
+"""Kernel census of one decode step: CUDA kernel names, counts and GPU µs per step, graph vs eager; prints JSON.
 
 The analytic model counts kernels per layer; this is the measurement it is checked against.
 
@@ -15,18 +15,26 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from llm_perf_opt.models.deepseek_ocr import build_inputs, build_model, generate, prepare_page
+from llm_perf_opt.models.deepseek_ocr import MOE_IMPLS, build_inputs, build_model, generate, prepare_page
 from llm_perf_opt.profiling.synthetic import synthetic_page
 from llm_perf_opt.specs.image_tokens import resolution_mode
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
 
 
-def census(model: Any, inputs: Any, mode: str, steps: int) -> dict[str, float]:
-    """Kernel name → launches per decode step over a window of ``steps`` steps (after 4 steps)."""
-    names: collections.Counter[str] = collections.Counter()
+def census(model: Any, inputs: Any, mode: str, steps: int) -> dict[str, dict[str, float]]:
+    """Kernel name → {"launches", "us"} per decode step over a window of ``steps`` steps (after 4 steps).
+
+    ``us`` is the kernels' summed GPU duration: against the step's wall time it shows how much of the
+    step is kernel execution and how much the gaps between kernels.
+    """
+    launches: collections.Counter[str] = collections.Counter()
+    micros: collections.Counter[str] = collections.Counter()
 
     def collect(prof: Any) -> None:
-        names.update(e.name for e in prof.events() if e.device_type.name == "CUDA")
+        for e in prof.events():
+            if e.device_type.name == "CUDA":
+                launches[e.name] += 1
+                micros[e.name] += e.time_range.elapsed_us()
 
     with profile(
         activities=[ProfilerActivity.CUDA],
@@ -41,7 +49,15 @@ def census(model: Any, inputs: Any, mode: str, steps: int) -> dict[str, float]:
             decode_mode=mode,
             on_token=lambda i, ids: prof.step() if i >= 1 else None,
         )
-    return {name: count / steps for name, count in names.most_common()}
+    return {name: {"launches": n / steps, "us": micros[name] / steps} for name, n in launches.most_common()}
+
+
+def kernels_per_step(by_name: dict[str, dict[str, float]]) -> float:
+    return sum(v["launches"] for v in by_name.values())
+
+
+def busy_us_per_step(by_name: dict[str, dict[str, float]]) -> float:
+    return sum(v["us"] for v in by_name.values())
 
 
 def main() -> int:
@@ -49,9 +65,11 @@ def main() -> int:
     ap.add_argument("--model", default="deepseek-ocr", choices=sorted(MODEL_REGISTRY))
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--moe-impl", default="auto", choices=MOE_IMPLS, help="routed-expert dispatch (see MoE)")
     args = ap.parse_args()
     spec = MODEL_REGISTRY[args.model]
     model = build_model(spec, device="cuda", dtype=torch.bfloat16, weights="random", seed=0)
+    model.set_moe_impl(args.moe_impl)
     page = prepare_page(synthetic_page("mixed_layout"), resolution_mode("base"))
     for batch in args.batch:
         inputs = build_inputs(spec, [page] * batch)
@@ -60,7 +78,14 @@ def main() -> int:
             per_step = census(model, inputs, mode, args.steps)
             print(
                 json.dumps(
-                    {"batch": batch, "mode": mode, "kernels_per_step": sum(per_step.values()), "by_name": per_step}
+                    {
+                        "batch": batch,
+                        "mode": mode,
+                        "moe_impl": args.moe_impl,
+                        "kernels_per_step": kernels_per_step(per_step),
+                        "kernel_us_per_step": busy_us_per_step(per_step),
+                        "by_name": per_step,
+                    }
                 ),
                 flush=True,
             )

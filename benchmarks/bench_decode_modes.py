@@ -19,9 +19,14 @@ import sys
 from typing import Any
 
 import torch
-from bench_decode_kernels import census  # the one kernel census: a sibling script, on sys.path as the script dir
+from bench_decode_kernels import (  # the one kernel census: a sibling script, on sys.path as the script dir
+    busy_us_per_step,
+    census,
+    kernels_per_step,
+)
 
 from llm_perf_opt.models.deepseek_ocr import (
+    MOE_IMPLS,
     build_inputs,
     build_model,
     decode_step,
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(VARIANTS),
         help="decode modes [default: graph eager on CUDA, eager on CPU]",
     )
+    ap.add_argument("--moe-impl", default="auto", choices=MOE_IMPLS, help="routed-expert dispatch (see MoE)")
     ap.add_argument("--check-batch", type=int, nargs="*", default=[1], help="batch sizes for the agreement check")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -108,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.variants or (["graph", "eager"] if cuda else ["eager"])
     spec = MODEL_REGISTRY[args.model]
     model = build_model(spec, device=device, dtype=dtype, weights="random", seed=0)
+    model.set_moe_impl(args.moe_impl)
     page = prepare_page(synthetic_page("mixed_layout"), resolution_mode(args.mode))
     dec = spec.decoder
     kv_per_token = 2 * dec.num_layers * dec.num_kv_heads * dec.head_dim * (2 if cuda else 4)
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "mode": args.mode,
         "tokens": args.tokens,
+        "moe_impl": args.moe_impl,
         "rows": [],
     }
     for batch in args.batch:
@@ -144,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                 "capture_s": capture_s,
                 "prompt_len": inputs.prompt_len,
                 "kv_bytes_per_step_mean": kv_bytes,
-                "kernels_per_step": sum(census(model, inputs, mode, 16).values()) if cuda else None,
             }
+            if cuda:
+                by_name = census(model, inputs, mode, 16)
+                row["kernels_per_step"] = kernels_per_step(by_name)
+                row["kernel_us_per_step"] = busy_us_per_step(by_name)
             out["rows"].append(row)
             print(json.dumps(row), flush=True)
         if cuda and batch in args.check_batch:

@@ -22,7 +22,7 @@ from llm_perf_opt.models.deepseek_ocr import (
     prefill,
     prepare_page,
 )
-from llm_perf_opt.models.deepseek_ocr.decoder import _GROUPED_MM, MoE
+from llm_perf_opt.models.deepseek_ocr.mlp import _GROUPED_MM, MoE
 from llm_perf_opt.specs.image_tokens import resolution_mode
 from llm_perf_opt.specs.model_spec import ModelSpec
 

@@ -6,60 +6,24 @@ Speed notes (batch-1 decode is launch-bound: ~1 GFLOP per token spread over hund
 - q/k/v, gate/up and all routed experts are packed (:class:`~.common.PackedModule`), so attention
   uses one QKV matmul and every SwiGLU one gate-up matmul, while the official parameter names stay.
 - RoPE is applied to q and k together with three kernels (mul, roll, addcmul).
-- MoE dispatch on CUDA bf16 never waits for the device: no host sync per layer (see :class:`MoE`).
+- MoE dispatch on CUDA bf16 never waits for the device: no host sync per layer (see :class:`.mlp.MoE`).
 - Measured on CPU with the tiny spec (fp32, batch 1, context 64): ~6× less time per decode step
   than transformers' DeepseekOcr2TextModel (grouped_mm or eager experts), logits equal to 2e-7.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import flop_registry, register_flop_formula
 
-from llm_perf_opt.errors import UserError
 from llm_perf_opt.models.deepseek_ocr.common import PackedModule, attend, pack_parameters
+from llm_perf_opt.models.deepseek_ocr.mlp import MOE_IMPLS, MoE, SwiGLU
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
-MOE_IMPLS = ("auto", "grouped", "loop", "gather")
-"""Routed-expert dispatch: see :class:`MoE`."""
-
-_GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
-
-
-@functools.cache
-def _cuda_grouped_mm_ok(device: torch.device) -> bool:
-    """grouped_mm has native CUDA kernels from sm80 on (torch ≥ 2.9); cached: asked every layer."""
-    return _GROUPED_MM is not None and torch.cuda.get_device_capability(device) >= (8, 0)
-
-
-def _register_grouped_mm_flops() -> None:
-    """Teach FlopCounterMode about ``aten._grouped_mm`` (torch has no formula and counts 0).
-
-    FLOPs = 2·M·K·N for the rows of A actually multiplied. Our MoE always covers every row of A
-    (offs[-1] = M), so this is exactly tokens·k expert matmuls. Registered once, globally.
-    """
-    op = getattr(torch.ops.aten, "_grouped_mm", None)
-    if op is None or op in flop_registry:
-        return
-
-    @register_flop_formula(op)
-    def _grouped_mm_flops(
-        a_shape: list[int], b_shape: list[int], *args: object, out_shape: list[int], **kwargs: object
-    ) -> int:
-        if len(a_shape) == 2 and len(b_shape) == 2:  # groups split the reduction dim
-            return 2 * a_shape[0] * a_shape[1] * b_shape[1]
-        out = 1
-        for d in out_shape:
-            out *= d
-        return 2 * out * a_shape[-1]
-
-
-_register_grouped_mm_flops()
+__all__ = ["MOE_IMPLS", "DecoderAttention", "DecoderLayer", "MoE", "RMSNorm", "RotaryEmbedding", "SwiGLU"]
 
 
 class RMSNorm(nn.Module):
@@ -161,20 +125,20 @@ class DecoderAttention(PackedModule):
         sin: torch.Tensor,
         kv: tuple[torch.Tensor, torch.Tensor],
         pos: torch.Tensor,
-        visible: torch.Tensor,
+        bias: torch.Tensor,
     ) -> torch.Tensor:
         """One decode token per row with shapes that never change (CUDA-graph capturable).
 
         x [B, 1, H]; ``pos`` [1] int64 on the device is the position written; ``kv`` are the
-        cache views of one KV-length bucket [B, kv_heads, L, d]; ``visible`` [1, 1, 1, L] bool
-        masks the positions after ``pos``. Attention reads all L slots of the bucket, so the work
+        cache views of one KV-length bucket [B, kv_heads, L, d]; ``bias`` [1, 1, 1, L] in the
+        model dtype is 0 up to ``pos`` and −inf after it. Attention reads all L slots of the bucket, so the work
         depends on the bucket, not on the exact length: the price of never asking the host.
         """
         q, k, v = self._project(x, cos, sin)
         cache_k, cache_v = kv
         cache_k.index_copy_(2, pos, k)
         cache_v.index_copy_(2, pos, v)
-        return self._attend(q, cache_k, cache_v, mask=visible)
+        return self._attend(q, cache_k, cache_v, mask=bias)
 
     def _project(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
@@ -194,170 +158,6 @@ class DecoderAttention(PackedModule):
             v = v.repeat_interleave(nh // self.num_kv_heads, dim=1)
         out = attend(q, k, v, impl=self.attn_impl, **mask)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, nh * self.head_dim))
-
-
-class SwiGLU(PackedModule):
-    """DeepseekV2MLP: down(silu(gate(x)) · up(x)), no bias. ``pack`` fuses gate and up."""
-
-    def __init__(self, hidden: int, intermediate: int, *, pack: bool = True) -> None:
-        super().__init__()
-        self.intermediate = intermediate
-        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.down_proj = nn.Linear(intermediate, hidden, bias=False)
-        self.pack = pack  # routed experts are packed by their MoE instead
-        self.gate_up_weight: torch.Tensor | None = None
-        self._pack()
-
-    def _pack(self) -> None:
-        if self.pack:
-            self.gate_up_weight = pack_parameters([[self.gate_proj.weight, self.up_proj.weight]])[0]
-
-    def _packed_views(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        if self.gate_up_weight is None:
-            return []
-        return [(self.gate_proj.weight, self.gate_up_weight), (self.up_proj.weight, self.gate_up_weight)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate_up_weight is None:
-            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-        gate_up = F.linear(x, self.gate_up_weight)
-        return self.down_proj(F.silu(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :])
-
-
-class MoEGate(nn.Module):
-    """Router: softmax over E experts (fp32), greedy top-k, optional renorm, × routed_scaling_factor."""
-
-    def __init__(self, spec: DecoderSpec) -> None:
-        super().__init__()
-        self.top_k = spec.num_experts_per_tok
-        self.norm_topk_prob = spec.norm_topk_prob
-        self.scaling = spec.routed_scaling_factor
-        self.weight = nn.Parameter(torch.zeros(spec.n_routed_experts, spec.hidden_size))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [N, H] → (weights fp32 [N, k], expert ids int64 [N, k])."""
-        scores = F.linear(x.float(), self.weight.float()).softmax(dim=-1)
-        weights, ids = torch.topk(scores, self.top_k, dim=-1)
-        if self.norm_topk_prob:  # false for DeepSeek-OCR
-            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
-        if self.scaling != 1.0:
-            weights = weights * self.scaling
-        return weights, ids
-
-
-class MoE(PackedModule):
-    """Routed experts (each computed only on its tokens) plus the fused shared experts.
-
-    y = Σ_k w_k · expert_{id_k}(x) + shared(x); the weighted sum is taken in fp32 as the official
-    inference code does. Token-expert pairs are sorted by expert once; dispatch then uses
-    (``impl``, ``"auto"`` picks):
-
-    - ``grouped``: two ``grouped_mm`` calls over the packed [E, 2I, H] / [E, H, I] weights with
-      device-side group offsets: no host sync, ~20 kernels per layer whatever k is. Auto on CUDA
-      bf16 (the kernel's dtype), which is the decode-speed case.
-    - ``loop``: one matmul pair per expert that got tokens; needs the group sizes on the host, so
-      one device→host copy per layer. Any dtype/device; auto on CPU and non-bf16 CUDA.
-    - ``gather``: batched matmuls over per-pair gathered weights; shape-only, used on ``meta``.
-
-    All three multiply exactly tokens·k expert matmuls, so FlopCounterMode counts the same FLOPs.
-    """
-
-    def __init__(self, spec: DecoderSpec) -> None:
-        super().__init__()
-        self.num_experts = spec.n_routed_experts
-        self.intermediate = spec.moe_intermediate_size
-        self.impl = "auto"
-        self.gate = MoEGate(spec)
-        self.experts = nn.ModuleList(
-            SwiGLU(spec.hidden_size, spec.moe_intermediate_size, pack=False) for _ in range(spec.n_routed_experts)
-        )
-        self.shared_experts = (
-            SwiGLU(spec.hidden_size, spec.shared_intermediate_size) if spec.n_shared_experts > 0 else None
-        )
-        self._pack()
-
-    def _expert_list(self) -> list[SwiGLU]:
-        return [cast(SwiGLU, e) for e in self.experts]
-
-    def _pack(self) -> None:
-        experts = self._expert_list()
-        self.gate_up_weight = pack_parameters([[e.gate_proj.weight, e.up_proj.weight] for e in experts])
-        self.down_weight = pack_parameters([[e.down_proj.weight] for e in experts])
-        self._expert_range: torch.Tensor | None = None
-
-    def _packed_views(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out = []
-        for e in self._expert_list():
-            out += [(e.gate_proj.weight, self.gate_up_weight), (e.up_proj.weight, self.gate_up_weight)]
-            out.append((e.down_proj.weight, self.down_weight))
-        return out
-
-    def resolve_impl(self, x: torch.Tensor) -> str:
-        if self.impl not in MOE_IMPLS:
-            raise UserError(f"unknown MoE implementation {self.impl!r}; valid: {', '.join(MOE_IMPLS)}")
-        if self.impl != "auto":
-            return self.impl
-        if x.device.type == "meta":
-            return "gather"
-        if x.device.type == "cuda" and x.dtype == torch.bfloat16 and _cuda_grouped_mm_ok(x.device):
-            return "grouped"
-        return "loop"
-
-    def static_impl(self, x: torch.Tensor) -> str:
-        """A dispatch whose shapes do not depend on the routing: ``grouped`` where it runs, else ``gather``."""
-        if x.device.type == "cuda" and x.dtype == torch.bfloat16 and _cuda_grouped_mm_ok(x.device):
-            return "grouped"
-        return "gather"
-
-    def forward(self, x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
-        """``impl`` overrides :attr:`impl` for this call (the static decode step passes its own)."""
-        flat = x.reshape(-1, x.shape[-1])
-        weights, ids = self.gate(flat)
-        y = self.routed(flat, weights, ids, impl)
-        if self.shared_experts is not None:
-            y = y + self.shared_experts(flat)
-        return y.view_as(x)
-
-    def _act(self, gate_up: torch.Tensor) -> torch.Tensor:
-        return F.silu(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :]
-
-    def routed(
-        self, x: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor, impl: str | None = None
-    ) -> torch.Tensor:
-        """Σ_k weights[:, k] · expert_{ids[:, k]}(x) for x [N, H]."""
-        n, k = ids.shape
-        impl = impl or self.resolve_impl(x)
-        flat_ids = ids.reshape(-1)
-        if impl == "gather":
-            pairs = x.unsqueeze(1).expand(n, k, x.shape[-1]).reshape(n * k, -1, 1)
-            h = self._act(torch.bmm(self.gate_up_weight[flat_ids], pairs).squeeze(-1))
-            y = torch.bmm(self.down_weight[flat_ids], h.unsqueeze(-1)).squeeze(-1)
-        else:
-            sorted_ids, order = torch.sort(flat_ids, stable=True)
-            xs = x.index_select(0, order // k)
-            if self._expert_range is None or self._expert_range.device != x.device:
-                self._expert_range = torch.arange(self.num_experts, device=x.device)
-            # ends[e] = number of pairs routed to experts ≤ e (grouped_mm's cumulative offsets).
-            ends = torch.searchsorted(sorted_ids, self._expert_range, right=True, out_int32=True)
-            ys = self._grouped(xs, ends) if impl == "grouped" else self._loop(xs, ends)
-            y = torch.empty_like(ys).index_copy_(0, order, ys)  # back to (token, k) order
-        return (y.view(n, k, -1).float() * weights.unsqueeze(-1)).sum(dim=1).to(x.dtype)
-
-    def _grouped(self, xs: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
-        assert _GROUPED_MM is not None
-        h = self._act(_GROUPED_MM(xs, self.gate_up_weight.transpose(1, 2), offs=ends))
-        return _GROUPED_MM(h, self.down_weight.transpose(1, 2), offs=ends)
-
-    def _loop(self, xs: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
-        bounds = ends.tolist()  # the one host sync of this layer
-        outs, start = [], 0
-        for e, end in enumerate(bounds):
-            if end > start:
-                h = self._act(F.linear(xs[start:end], self.gate_up_weight[e]))
-                outs.append(F.linear(h, self.down_weight[e]))
-            start = end
-        return torch.cat(outs)
 
 
 class DecoderLayer(nn.Module):
@@ -388,10 +188,10 @@ class DecoderLayer(nn.Module):
         sin: torch.Tensor,
         kv: tuple[torch.Tensor, torch.Tensor],
         pos: torch.Tensor,
-        visible: torch.Tensor,
+        bias: torch.Tensor,
     ) -> torch.Tensor:
         """The decode step of :meth:`DecoderAttention.forward_static`; MoE with a routing-independent dispatch."""
-        x = x + self.self_attn.forward_static(self.input_layernorm(x), cos, sin, kv, pos, visible)
+        x = x + self.self_attn.forward_static(self.input_layernorm(x), cos, sin, kv, pos, bias)
         h = self.post_attention_layernorm(x)
         if isinstance(self.mlp, MoE):
             return x + self.mlp(h, impl=self.mlp.static_impl(h))

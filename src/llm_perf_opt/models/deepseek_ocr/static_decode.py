@@ -10,7 +10,9 @@ What makes the step capturable:
 - The position is a device tensor ``pos`` [1]; keys/values are written with ``index_copy_`` and
   RoPE angles taken with ``index_select``, so nothing asks the host where the sequence is.
 - Attention reads a fixed *bucket* of the preallocated cache (``bucket`` positions at a time,
-  ``L = ceil((pos + 1) / bucket) · bucket``) with a boolean mask hiding positions after ``pos``.
+  ``L = ceil((pos + 1) / bucket) · bucket``) with an additive mask (0 / −inf) hiding positions
+  after ``pos``. The mask is built once per step in the model dtype: a boolean mask would be turned
+  into a float one inside every layer's attention call (two extra kernels per layer, measured).
   One graph per (batch, bucket); the host picks the bucket from the length it already knows.
 - MoE uses a dispatch whose shapes do not depend on the routing (``grouped_mm`` with device-side
   offsets on CUDA bf16, gathered expert weights elsewhere): :meth:`MoE.static_impl`.
@@ -99,11 +101,13 @@ class StaticDecoder:
         x = inner.embed_tokens(self.ids).unsqueeze(1)  # [B, 1, H]
         cos = self.cos.index_select(0, self.pos).unsqueeze(1)  # [1, 1, d]
         sin = self.sin.index_select(0, self.pos).unsqueeze(1)
-        visible = (self.positions[:length] <= self.pos).view(1, 1, 1, length)
+        hidden = self.positions[:length] > self.pos
+        bias = torch.zeros(length, dtype=self.cos.dtype, device=hidden.device).masked_fill_(hidden, float("-inf"))
+        bias = bias.view(1, 1, 1, length)
         for i, layer in enumerate(inner.layers):
             keys, values = self.cache.layer(i)
             x = cast(DecoderLayer, layer).forward_static(
-                x, cos, sin, (keys[:, :, :length], values[:, :, :length]), self.pos, visible
+                x, cos, sin, (keys[:, :, :length], values[:, :, :length]), self.pos, bias
             )
         self.logits.copy_(self.model.lm_head(inner.norm(x))[:, 0])
 
