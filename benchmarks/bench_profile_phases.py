@@ -36,7 +36,8 @@ def _config(args: argparse.Namespace, extra: list[str], out: Path) -> ProfileCon
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # allow_abbrev=False: "--mode" is a ProfileConfig field passed through, not a prefix of "--model"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=1, help="Whole profile runs (each prints its phases).")

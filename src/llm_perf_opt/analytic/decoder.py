@@ -39,15 +39,19 @@ H200, torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort
 searchsorted, 2 × (grouped-GEMM setup + grouped GEMM), silu, mul, index_copy back, weight × fp32
 output, sum over k, cast back, and 3 device-to-device copies."""
 
-ROUTER_KERNELS = 7
-"""MoEGate at decode (same census): x and W_g cast to fp32 (2), the fp32 GEMV (dot + reduce, 2),
-softmax, top-k (sort + gather, 2)."""
+ROUTER_KERNELS = 6
+"""MoEGate at decode (same census): x cast to fp32 (W_g's fp32 copy is cached), the fp32 GEMV
+(dot + reduce, 2), softmax, top-k (sort + gather, 2)."""
 
 ATTENTION_KERNELS_SPLIT_KV = 2
 """Eager decode attention: flash split-KV kernel + combine (same census)."""
 
-ATTENTION_KERNELS_GRAPH = 4
-"""Graph decode attention: the bool mask turned additive (where + 2 fills) + memory-efficient kernel."""
+ATTENTION_KERNELS_GRAPH = 1
+"""Graph decode attention: the memory-efficient kernel with the step's additive mask, built once per
+step (:data:`GRAPH_MASK_KERNELS`), not per layer."""
+
+GRAPH_MASK_KERNELS = 3
+"""Graph decode, once per step: positions > pos, zeros, masked_fill (same census)."""
 
 
 def expected_distinct_experts(tokens: float, experts: int, top_k: int) -> float:
@@ -341,6 +345,12 @@ class DecoderStack(BaseLayer):
         b, t, d = self.batch, self.batch * self.q_len, c.hidden_size
         layer = {"batch": b, "q_len": self.q_len, "context": self.context, "dec": c, "kv_read": self.kv_read}
         kids = [Child(name="embed_tokens", layer=self.sub(Embedding, tokens=t, vocab=c.vocab_size, dim=d))]
+        if self.kv_read:
+            mask = self.sub(
+                Elementwise, label="additive attention mask of the KV bucket", elements=self.kv_read,
+                flops_per_element=0.0, kernels=GRAPH_MASK_KERNELS, op_category=DA,
+            )  # fmt: skip
+            kids.append(Child(name="attention_mask", layer=mask))
         if self.image_slots:
             kids.append(
                 Child(

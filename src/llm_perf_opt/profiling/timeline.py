@@ -24,6 +24,7 @@ from attrs import define, field
 from torch.autograd import DeviceType
 
 from llm_perf_opt.profiling.mfu import Peaks, StageCost
+from llm_perf_opt.profiling.nvtx_ranges import STAGE_RANGES
 from llm_perf_opt.profiling.op_categories import kernel_family, op_family
 from llm_perf_opt.profiling.torch_profiler import ProfiledCall, leaf_stage
 
@@ -251,19 +252,25 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         elif kind in ("cuda_runtime", "cuda_driver"):
             launches[ev.id] = ev
     memo: dict[int, str] = {}
+    ranges = sorted((ev for ev in by_id.values() if str(ev.name) in STAGE_RANGES), key=lambda ev: ev.time_range.start)
     out: dict[str, list[Interval]] = {s: [] for s in TIMELINE_STAGES}
     for k in kernels:
         linked = getattr(k, "linked_correlation_id", 0)
+        launch = launches.get(int(getattr(k, "id", -1)))
         op = by_id.get(linked)
+        if op is None:
+            # Kernels replayed from a CUDA graph carry no operator link on some torch releases (H200,
+            # torch 2.11): tie them to the range their graph launch (or, lacking it, they) fell in.
+            op = _enclosing_range(ranges, float((launch or k).time_range.start))
+            linked = op.id if op is not None else 0
         if op is None:
             continue
         stage = leaf_stage(op, memo, include_self=True)
-        launch = launches.get(int(getattr(k, "id", -1)))
         is_op = str(getattr(op, "activity_type", "cpu_op")) == "cpu_op"
         # Without its runtime call: the operator's start, or for a kernel launched straight from a range
         # (graph replay) its own start, which trails the launch, rather than the range's start.
         issued = float(op.time_range.start if is_op else k.time_range.start)
-        if launch is not None and getattr(launch, "linked_correlation_id", linked) == linked:
+        if launch is not None and getattr(launch, "linked_correlation_id", linked) in (linked, 0):
             issued = float(launch.time_range.start)
         if stage not in _GROUPS or not _in_window(call, stage, issued):
             continue
@@ -272,6 +279,17 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         for group in _GROUPS[stage]:
             out[group].append((float(k.time_range.start), float(k.time_range.end), one, fam))
     return out
+
+
+def _enclosing_range(ranges: list[Any], at_us: float) -> Any | None:
+    """The innermost (latest-starting) stage range open at ``at_us``; ``ranges`` sorted by start."""
+    found = None
+    for ev in ranges:
+        if ev.time_range.start > at_us:
+            break
+        if at_us <= ev.time_range.end:
+            found = ev
+    return found
 
 
 def _does_work(ev: Any) -> bool:

@@ -1,8 +1,9 @@
 """``execution = graph | eager``: kernel counts and decode-step time, against hand derivations.
 
 Kernel counts per decode step come from a CUDA kernel census of the runnable model on an H200
-(torch 2.11, ``benchmarks/bench_decode_kernels.py``): measured 509 (eager) and 539 (graph, 563.6
-in a profiler window that held 16.7 steps' worth of kernels per 16 steps) at batch 1.
+(torch 2.11, ``benchmarks/bench_decode_kernels.py``, docs/validation/h200/bench/decode_kernels.jsonl):
+measured 498 (eager) and 488.5 (graph: 519 in a profiler window that held 17 lm_head launches per
+16 steps, i.e. 519 / 1.0625) at batch 1.
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ H200 = load_hardware("h200")
 
 # Per layer, by hand from the census (decode step, batch 1):
 #   attention: qkv GEMM 1 + RoPE 3 (mul, roll, addcmul) + cache write 2 + attention + head merge 1 + o_proj 1
-#   attention kernels: eager flash split-KV 2; graph masked memory-efficient 4 (where + 2 fills + kernel)
+#   attention kernels: eager flash split-KV 2; graph memory-efficient 1 (the additive mask is built
+#   once per step: compare, zeros, masked_fill = 3 outside the layers)
 #   layer: 2 RMSNorms + 2 residual adds + attention + MLP
-#   dense MLP 4 (gate_up, silu, mul, down); MoE 30 = router 7 + dispatch 18 + shared experts 4 + add 1
+#   dense MLP 4 (gate_up, silu, mul, down); MoE 29 = router 6 + dispatch 18 + shared experts 4 + add 1
 #   outside the layers: embedding 1, final norm 1, lm_head 1, greedy pick 3 (EOS mask, argmax, store)
 EAGER_ATTENTION = 1 + 3 + 2 + 2 + 1 + 1
-GRAPH_ATTENTION = EAGER_ATTENTION + 2
+GRAPH_ATTENTION = EAGER_ATTENTION - 1
 OUTSIDE = 1 + 1 + 1 + 3
+GRAPH_MASK = 3
 
 
 def _per_step(attention: int) -> int:
     dense = 2 + 2 + attention + 4
-    moe = 2 + 2 + attention + 30
-    return OUTSIDE + dense + 11 * moe
+    moe = 2 + 2 + attention + 29
+    return OUTSIDE + dense + 11 * moe + (GRAPH_MASK if attention == GRAPH_ATTENTION else 0)
 
 
 def _workload(tokens: int = 257, batch: int = 1) -> Workload:
@@ -45,7 +48,7 @@ def _workload(tokens: int = 257, batch: int = 1) -> Workload:
 def test_kernels_per_decode_step(execution: str, attention: int) -> None:
     stages = build_stages(DEEPSEEK_OCR, _workload(), execution=execution)
     assert stages["decode"].cost().kernels == 256 * _per_step(attention)
-    assert _per_step(EAGER_ATTENTION) == 508 and _per_step(GRAPH_ATTENTION) == 532
+    assert _per_step(EAGER_ATTENTION) == 497 and _per_step(GRAPH_ATTENTION) == 488
 
 
 def test_graph_step_is_kernels_times_floor_when_every_kernel_is_below_it() -> None:
@@ -54,7 +57,7 @@ def test_graph_step_is_kernels_times_floor_when_every_kernel_is_below_it() -> No
     fast = attrs.evolve(H200, bandwidth_tbs=1000.0, bf16_tflops=H200.bf16_tflops * 100)
     params = RooflineParams(kernel_floor_us=1000.0, graph_launch_us=7.0, host_overhead_us=1e6)
     decode = stage_totals(DEEPSEEK_OCR, _workload(), hardware=fast, params=params)["decode"]
-    assert decode.predicted_ms == pytest.approx(256 * (532 * 1.0 + 0.007), rel=1e-6)
+    assert decode.predicted_ms == pytest.approx(256 * (488 * 1.0 + 0.007), rel=2e-6)
     assert decode.bound == "launch"
 
 
@@ -66,8 +69,8 @@ def test_graph_ignores_host_issue_and_eager_ignores_the_floor() -> None:
 
     assert decode_ms(execution="graph", host_overhead_us=1.0) == decode_ms(execution="graph", host_overhead_us=500.0)
     assert decode_ms(execution="eager", kernel_floor_us=0.5) == decode_ms(execution="eager", kernel_floor_us=50.0)
-    # host-bound eager at 20 µs per kernel: 508 kernels → ≥ 10.16 ms per step
-    assert decode_ms(execution="eager", host_overhead_us=20.0) >= 256 * 508 * 0.020 * (1 - 1e-12)
+    # host-bound eager at 20 µs per kernel: 497 kernels → ≥ 9.94 ms per step
+    assert decode_ms(execution="eager", host_overhead_us=20.0) >= 256 * 497 * 0.020 * (1 - 1e-12)
 
 
 def test_graph_attention_reads_half_a_bucket_more_on_average() -> None:
@@ -78,7 +81,10 @@ def test_graph_attention_reads_half_a_bucket_more_on_average() -> None:
     dec = DEEPSEEK_OCR.decoder
     kv_per_position = 2 * dec.num_layers * dec.num_kv_heads * dec.head_dim * 2  # bf16: 61,440 B
     assert kv_per_position == 61_440
-    assert graph.bytes_read - eager.bytes_read == pytest.approx(256 * 128 * kv_per_position, rel=1e-12)
+    # Plus the step's additive mask, read as one bf16 per bucket position: the bucket of step j holds
+    # the 283-position base prompt + j + 1 positions plus 128 of padding on average.
+    mask_bytes = 2 * 256 * (283 + (1 + 256) / 2 + 128)
+    assert graph.bytes_read - eager.bytes_read == pytest.approx(256 * 128 * kv_per_position + mask_bytes, rel=1e-12)
 
 
 def test_unknown_execution_is_a_user_error() -> None:

@@ -179,6 +179,29 @@ def test_graph_replay_kernels_count_by_launch_time() -> None:
     }
 
 
+def test_unlinked_graph_kernels_belong_to_the_range_their_launch_fell_in() -> None:
+    """torch 2.11 (the H200's) gives graph-replayed kernels no operator link (0): the range open at
+    their cudaGraphLaunch decides, and the innermost one wins (a step range inside ``decode``)."""
+    prefill = _ev(1, "prefill", 0, 90, kind="user_annotation")
+    decode = _ev(4, "decode", 100, 300, kind="user_annotation")
+    launches = [_ev(60 + i, "cudaGraphLaunch", t, t + 1, None, "cuda_runtime") for i, t in enumerate((120, 160, 200))]
+    kernels = []
+    for launch, gpu_start in zip(launches, (165, 205, 245), strict=True):
+        for j in range(3):  # three kernels per replayed step, 2 µs each, 1 µs apart
+            k = _kernel(0, gpu_start + 3 * j, gpu_start + 3 * j + 2)
+            k.id = launch.id
+            kernels.append(k)
+    stray = _kernel(0, 50, 60)  # no runtime call recorded: its own start (inside prefill) decides
+    stray.id = 99
+    tl = Timeline()
+    events = [prefill, decode, *launches, *kernels, stray]
+    tl.add_call(ProfiledCall(events=events, window=None, window_start_us=150.0, decode_steps=2))
+    step, pre = tl.stages["decode_step"], tl.stages["prefill"]
+    # Launches at 160 and 200 are in the window (after 150), the one at 120 is not: 2 steps × 3 kernels.
+    assert (step.launches, step.busy_us, step.span_us) == (6, 12, 253 - 205)
+    assert (pre.launches, pre.busy_us) == (1, 10)
+
+
 def test_verdict_splits_memory_and_compute_bound_at_the_ridge() -> None:
     tl = Timeline(resource="gpu")
     tl.stages["prefill"].units, tl.stages["prefill"].span_us, tl.stages["prefill"].busy_us = 1, 1000.0, 900.0
