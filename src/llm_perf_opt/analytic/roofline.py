@@ -10,14 +10,19 @@ Per leaf (one call):
 and the leaf's bound is ``launch`` when launch exceeds max(compute, memory), else ``compute`` or
 ``memory``.
 
-Host issue (why decode is slow in eager PyTorch): the CPU spends ``host_overhead_us`` per kernel
-(Python, dispatcher, launch call) and runs ahead of the GPU only while it is faster. Between two
-host synchronisations the wall time is therefore max(Σ GPU time, Σ host time). The generation
-syncs at every stage boundary and, for the EOS check, once per decode step, so the overlap is
-taken per stage (vision, projector, prefill) and per decode step:
+Host issue: the CPU spends ``host_overhead_us`` per kernel (Python, dispatcher, launch call) and
+runs ahead of the GPU only while it is faster. The eager stages (vision, projector, prefill: each
+range CUDA-synchronised at its ends) follow the kernel queue kernel by kernel (:mod:`.eager`: the
+GPU runs kernel k once the host has issued it and kernel k − 1 is done), plus ``stage_overhead_us``
+per synchronised range. An eager decode step (one host sync for the EOS check) keeps the
+stage-level overlap:
 
-    stage   = max(Σ_kernels (max(compute, memory) + launch), kernels · host_overhead)
     step_j  = max(gpu_j, kernels_step · host_overhead)      (summed in closed form over j)
+
+Two kernel families run far below the category efficiencies and get their own measured factors:
+attention with a materialised additive bias (``biased_attention_efficiency``: no flash kernel) and
+the broadcasting add that materialises it (``broadcast_bandwidth_efficiency`` on its
+``broadcast_write_bytes``).
 
 A stage or step that the host limits is reported with bound ``launch``.
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 import math
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
+from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
 from llm_perf_opt.analytic.primitives import AttentionCore
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
@@ -147,17 +153,26 @@ class Roofline:
         self.hardware = hardware
         self.params = params
         self.flops_per_s, self.bytes_per_s = peak_rates(hardware, params, compute_dtype)
+        self.broadcast_bytes_per_s = hardware.bandwidth_tbs * 1e12 * params.broadcast_bandwidth_efficiency
         self.bytes_per_s *= params.bandwidth_efficiency
+        self.stage_overhead_s = params.stage_overhead_us * 1e-6
         self.launch_s = params.launch_overhead_us * 1e-6
         self.host_s = params.host_overhead_us * 1e-6
         self.floor_s = params.kernel_floor_us * 1e-6
         self.graph_launch_s = params.graph_launch_us * 1e-6
         self._memo: dict[BaseLayer, Timing] = {}
         self._stage_memo: dict[BaseLayer, Timing] = {}
+        self._span_memo: dict[BaseLayer, Span] = {}
 
     def _terms(self, layer: BaseLayer, cost: Cost) -> tuple[float, float, float]:
-        compute = cost.executed_flops / (self.flops_per_s * self.params.efficiency(layer.category))
-        return compute, cost.bytes_moved / self.bytes_per_s, cost.kernels * self.launch_s
+        if isinstance(layer, AttentionCore) and layer.bias:
+            eff = self.params.biased_attention_efficiency  # no flash kernel takes a bias
+        else:
+            eff = self.params.efficiency(layer.category)
+        compute = cost.executed_flops / (self.flops_per_s * eff)
+        slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
+        memory = (cost.bytes_moved - slow) / self.bytes_per_s + slow / self.broadcast_bytes_per_s
+        return compute, memory, cost.kernels * self.launch_s
 
     def _in_graph(self, layer: BaseLayer) -> bool:
         """Decode-stage work replayed from a captured graph (``execution = graph``)."""
@@ -252,11 +267,59 @@ class Roofline:
         self._memo[layer] = t
         return t
 
+    def kernel_span(self, layer: BaseLayer) -> Span:
+        """Host, GPU and idle-start finish time of ``layer``'s kernels issued eagerly (see :mod:`.eager`)."""
+        hit = self._span_memo.get(layer)
+        if hit is not None:
+            return hit
+        kids = layer.children()
+        if not kids:
+            c, m, _ = self._terms(layer, layer.cost())
+            out = leaf_span(max(c, m), layer.cost().kernels, self.host_s, self.launch_s)
+        else:
+            out = EMPTY
+            for child in kids:
+                out = out.then(self.kernel_span(child.layer).repeat(child.count))
+        self._span_memo[layer] = out
+        return out
+
+    def eager_span(self, parts: list[tuple[BaseLayer, int]], *, synchronised: bool = True) -> Timing:
+        """Timing of ``parts`` (layer, count) issued in order between two synchronisations.
+
+        Wall time = the queue's finish time (:mod:`.eager`) + ``stage_overhead_us`` when the span is a
+        synchronised range of its own (``synchronised``). Compute, memory and launch terms are the
+        GPU sums; the time the GPU waits on the host (and the range overhead) is bound ``launch``.
+        """
+        span, gpu = EMPTY, Timing()
+        for layer, n in parts:
+            span = span.then(self.kernel_span(layer).repeat(n))
+            gpu.add(self.time(layer), n)
+        t = Timing()
+        t.compute_s, t.memory_s, t.launch_s, t.host_s = gpu.compute_s, gpu.memory_s, gpu.launch_s, span.host
+        t.total_s = span.wall + (self.stage_overhead_s if synchronised and parts else 0.0)
+        busy = min(gpu.total_s, t.total_s)
+        for key in t.by_bound:
+            t.by_bound[key] = gpu.by_bound[key] * (busy / gpu.total_s) if gpu.total_s else 0.0
+        t.by_bound["launch"] += t.total_s - busy
+        return t
+
     def stage_time(self, layer: BaseLayer) -> Timing:
-        """Timing of ``layer`` run between two host synchronisations: max(GPU time, host time)."""
+        """Timing of ``layer`` run between two host synchronisations (see the module docstring).
+
+        An eager stage (vision, projector, prefill) is one :meth:`eager_span` per synchronised range:
+        a layer with ``sync_groups()`` (the vision stage: all SAM passes, then all CLIP passes) has
+        several.
+        """
         hit = self._stage_memo.get(layer)
         if hit is not None:
             return hit
+        if layer.stage != "decode" and not layer.syncs_between_children:
+            groups = getattr(layer, "sync_groups", lambda: [[(layer, 1)]])()
+            t = Timing()
+            for group in groups:
+                t.add(self.eager_span(group), 1.0)
+            self._stage_memo[layer] = t
+            return t
         gpu = self.time(layer)
         if self._in_graph(layer):
             # One graph launch per decode step; no host overlap term. The decode stage itself is

@@ -81,6 +81,12 @@ class RelPosBias(BaseLayer):
         "write bias S·h·n⁴·a (the materialised [S, h, N, N] bias)"
     )
 
+    @property
+    def broadcast_write_bytes(self) -> float:
+        """Bytes the broadcasting add writes (the bias): the roofline charges them at the measured
+        bandwidth of that kernel (``broadcast_bandwidth_efficiency``), not the copy bandwidth."""
+        return float(self.seqs * self.heads * self.side**4 * self.prec.a)
+
     def leaf_cost(self) -> Cost:
         """Einsum FLOPs 4·S·h·n³·d; bias materialisation S·h·n⁴ elements written."""
         s, n, h, d, p = self.seqs, self.side, self.heads, self.head_dim, self.prec

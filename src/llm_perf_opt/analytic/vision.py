@@ -60,6 +60,13 @@ class VisionStage(BaseLayer):
 
     formula: ClassVar[str] = "Σ over passes VisionPass(batch = views of that size × pages, view)"
 
+    def sync_groups(self) -> list[list[tuple[BaseLayer, int]]]:
+        """The synchronised ranges the runnable model times: every SAM pass, then every CLIP pass
+        (one ``sam`` and one ``clip`` range; models/deepseek_ocr/model.py), so the roofline's eager
+        queue runs per range, not per pass."""
+        passes = [c.layer for c in self.children()]
+        return [[(p.children()[0].layer, 1) for p in passes], [(p.children()[1].layer, 1) for p in passes]]
+
     def build_children(self) -> tuple[Child, ...]:
         return tuple(
             Child(

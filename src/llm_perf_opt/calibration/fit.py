@@ -58,17 +58,41 @@ from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.model_spec import ModelSpec
 
-TAU = {"compute": 0.7, "bandwidth_efficiency": 0.15, "launch_overhead_us": 1.0}
+TAU = {
+    "compute": 0.7,
+    "bandwidth_efficiency": 0.15,
+    "launch_overhead_us": 1.0,
+    # Measured per kernel family on the H200 (RooflineParams docs): a calibration run should only nudge them.
+    "biased_attention_efficiency": 0.3,
+    "broadcast_bandwidth_efficiency": 0.3,
+}
 """Prior widths (standard deviation of log θ); other float fields get 1.0."""
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")
 DECODER_CATEGORIES = ("decoder_attention", "dense_mlp", "moe_router", "moe_experts", "lm_head")
-STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
-    ("decode", ("decode",), lambda n: not n.startswith(COMPUTE)),
-    ("SAM + CLIP", ("sam", "clip"), lambda n: n[len(COMPUTE) :] in VISION_CATEGORIES),
-    ("projector", ("projector",), lambda n: n == COMPUTE + "projector"),
-    ("prefill (decoder)", ("prefill_decoder",), lambda n: n[len(COMPUTE) :] in DECODER_CATEGORIES),
+SAM_KERNELS = ("biased_attention_efficiency", "broadcast_bandwidth_efficiency")
+EAGER_HOST = ("host_overhead_us",)
+"""Fitted from the decode step in eager execution (decode is host-bound there); in graph execution decode has
+no host term, so the eager stages fit it (CLIP and the prefill decoder are host-bound at batch 1)."""
+
+
+def _decode_owns(name: str, execution: str) -> bool:
+    if name.startswith(COMPUTE) or name in SAM_KERNELS or name == "stage_overhead_us":
+        return False
+    return execution == "eager" or name not in EAGER_HOST
+
+
+STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str, str], bool]], ...] = (
+    ("decode", ("decode",), _decode_owns),
+    (
+        "SAM + CLIP",
+        ("sam", "clip"),
+        lambda n, x: n[len(COMPUTE) :] in VISION_CATEGORIES or n in SAM_KERNELS or (x == "graph" and n in EAGER_HOST),
+    ),
+    ("projector", ("projector",), lambda n, _x: n in (COMPUTE + "projector", "stage_overhead_us")),
+    ("prefill (decoder)", ("prefill_decoder",), lambda n, _x: n[len(COMPUTE) :] in DECODER_CATEGORIES),
 )
-"""(step name, stages it sees, parameters it fits); parameters no step claims are fitted last to all stages."""
+"""(step name, stages it sees, which parameters it fits given the execution); parameters no step claims are
+fitted last to all stages."""
 SCHEMES = ("staged", "joint")
 
 
@@ -114,9 +138,12 @@ def default_priors(
     )
     for f in attrs.fields(RooflineParams):  # float fields added later are fitted too, with a wide prior
         value = getattr(start, f.name)
-        if f.name in TAU or isinstance(value, bool) or not isinstance(value, float) or value <= 0:
+        if f.name in ("bandwidth_efficiency", "launch_overhead_us") or isinstance(value, bool):
             continue
-        out.append(Prior(name=f.name, center=value, log_sigma=1.0, lower=value / 1000, upper=value * 1000))
+        if not isinstance(value, float) or value <= 0:
+            continue
+        upper = min(value * 1000, 1.0) if f.name.endswith("_efficiency") else value * 1000  # a fraction of a peak
+        out.append(Prior(name=f.name, center=value, log_sigma=TAU.get(f.name, 1.0), lower=value / 1000, upper=upper))
     return out
 
 
@@ -201,7 +228,7 @@ def fit_params(
     else:
         claimed: set[str] = set()
         for name, step_stages, wants in STAGED_STEPS:
-            mine = [p for p in priors if wants(p.name) and p.name not in claimed]
+            mine = [p for p in priors if wants(p.name, start.execution) and p.name not in claimed]
             claimed.update(p.name for p in mine)
             steps.append((name, [o for o in obs if o.stage in step_stages], mine))
         rest = [p for p in priors if p.name not in claimed]

@@ -87,10 +87,9 @@ class StagePredictor:
         t = {name: roof.stage_time(self.stages[name]) for name in STAGES}
         ms = {name: timing.total_s * MS for name, timing in t.items()}
 
-        def span(parts: list[tuple[BaseLayer, int]]) -> float:  # one span between host syncs
-            gpu = sum(n * roof.time(x).total_s for x, n in parts)
-            host = sum(n * roof.time(x).host_s for x, n in parts)
-            return max(gpu, host) * MS
+        def span(parts: list[tuple[BaseLayer, int]], synchronised: bool = True) -> float:
+            """One eager range: the kernel queue (+ the range's fixed cost when it is synchronised)."""
+            return roof.eager_span(parts, synchronised=synchronised).total_s * MS
 
         sam, clip = span(self.sam), span(self.clip)
 
@@ -100,7 +99,7 @@ class StagePredictor:
         times = {
             "sam": sam,
             "clip": clip,
-            "vision": ms["vision"] + span(self.assembly),
+            "vision": ms["vision"] + span(self.assembly, synchronised=False),  # assembly: inside vision's range
             "projector": span(self.projector_pass),
             "prefill_decoder": ms["prefill"],
             "prefill": ms["vision"] + ms["projector"] + ms["prefill"],

@@ -159,6 +159,21 @@ class RooflineParams:
     ~560 kernels took 2.1 ms for ~0.3 ms of HBM traffic (docs/validation/h200); calibration fits it."""
     graph_launch_us: float = field(default=10.0, converter=float, validator=_check_non_negative)
     """Host cost of one graph replay plus the few eager kernels around it (µs per decode step)."""
+    stage_overhead_us: float = field(default=150.0, converter=float, validator=_check_non_negative)
+    """Fixed host cost of one CUDA-synchronised eager stage range (sam, clip, projector, prefill): the
+    synchronisations and events at its boundaries and the Python around the modules (µs per range).
+    150: the H200 calibration run (docs/validation/h200 runs/graph/base-b1-n256) timed the projector
+    range, three small kernels, at 0.218 ms; calibration fits it from the projector stage."""
+    biased_attention_efficiency: float = field(default=0.068, converter=float, validator=_check_fraction)
+    """Fraction of the compute peak reached by attention with a materialised additive bias (SAM's relative
+    positions: PyTorch's memory-efficient SDPA kernel, as flash takes no bias). 0.068 on the H200:
+    aten::_efficient_attention_forward took 10.16 ms for 36 calls (3 base pages × 12 SAM blocks,
+    3 × 229.8 GFLOP) in docs/examples/h200-ours-graph-vs-eager (metrics.json, operators_per_stage.sam)."""
+    broadcast_bandwidth_efficiency: float = field(default=0.136, converter=float, validator=_check_fraction)
+    """Fraction of the DRAM bandwidth peak reached by a broadcasting add that writes a large tensor (SAM's
+    bias = rel_h[..., None] + rel_w[..., None, :]). 0.136 on the H200: aten::add took 8.61 ms for 3 base
+    pages in the same table; 12 bias adds write 1.80 GB per page (2.74 ms per page once the 24 residual
+    adds are charged at full bandwidth): 0.655 TB/s of 4.8."""
 
     def __attrs_post_init__(self) -> None:
         # The one place of this rule: the official generate has no graph path, its decode runs eager
