@@ -1,7 +1,8 @@
 """The validation table from saved profile run directories: calibrate on ONE run, predict the others.
 
 Input: ``<root>/runs/<execution>/<entry id>/`` (what :mod:`.validate` writes; any complete
-``llm-perf-opt profile`` run directory works). Per execution mode (graph, eager):
+``llm-perf-opt profile`` run directory works; ``<root>/runs/hf-official/`` holds runs of the official
+checkpoint code, predicted with that implementation). Per execution mode (graph, eager):
 
 1. every complete run directory is read exactly as ``analyze --calibrate-from`` reads it
    (:func:`~llm_perf_opt.calibration.read_run_dir`); incomplete ones are listed, not used;
@@ -22,8 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.experiments.common import Log, describe_error, quiet, write_json
 from llm_perf_opt.experiments.validate import CALIBRATION_ID, is_complete
@@ -35,16 +34,15 @@ JSON_FILE = "validation.json"
 MD_FILE = "validation.md"
 
 
-def _start_params(execution: str) -> Any:
-    """Package-default roofline parameters for ``execution`` (graph | eager)."""
+def _start_params(folder: str) -> Any:
+    """Package-default roofline parameters for a runs/ sub-folder: an execution mode of our model
+    (graph | eager), or an implementation's name (hf-official: the checkpoint's own code, eager)."""
     from llm_perf_opt.analytic.roofline import RooflineParams
+    from llm_perf_opt.specs.execution import IMPLEMENTATIONS
 
-    params = RooflineParams()
-    if "execution" in attrs.fields_dict(RooflineParams):
-        return attrs.evolve(params, execution=execution)  # type: ignore[call-arg]
-    # TODO(issue 9, lead): the analytic model has no execution input on this branch yet, so graph
-    # and eager runs are predicted alike; pass the execution mode here once it exists.
-    return params
+    if folder in IMPLEMENTATIONS:
+        return RooflineParams(implementation=folder)
+    return RooflineParams(execution=folder)
 
 
 def within(error: float, tol: float) -> bool:
