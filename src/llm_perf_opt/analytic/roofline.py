@@ -10,7 +10,8 @@ Per leaf (one call):
 and the leaf's bound is ``launch`` when launch exceeds max(compute, memory), else ``compute`` or
 ``memory``.
 
-Host issue: the CPU spends ``host_overhead_us`` per kernel (Python, dispatcher, launch call) and
+Host issue: the CPU spends ``host_overhead_us`` per kernel of a decode step and
+``stage_host_overhead_us`` per kernel of the other stages (Python, dispatcher, launch call) and
 runs ahead of the GPU only while it is faster. The eager stages (vision, projector, prefill: each
 range CUDA-synchronised at its ends) follow the kernel queue kernel by kernel (:mod:`.eager`: the
 GPU runs kernel k once the host has issued it and kernel k − 1 is done), plus ``stage_overhead_us``
@@ -156,6 +157,7 @@ class Roofline:
         self.broadcast_bytes_per_s = hardware.bandwidth_tbs * 1e12 * params.broadcast_bandwidth_efficiency
         self.bytes_per_s *= params.bandwidth_efficiency
         self.stage_overhead_s = params.stage_overhead_us * 1e-6
+        self.stage_host_s = params.stage_host_overhead_us * 1e-6
         self.launch_s = params.launch_overhead_us * 1e-6
         self.host_s = params.host_overhead_us * 1e-6
         self.floor_s = params.kernel_floor_us * 1e-6
@@ -275,7 +277,7 @@ class Roofline:
         kids = layer.children()
         if not kids:
             c, m, _ = self._terms(layer, layer.cost())
-            out = leaf_span(max(c, m), layer.cost().kernels, self.host_s, self.launch_s)
+            out = leaf_span(max(c, m), layer.cost().kernels, self.stage_host_s, self.launch_s)
         else:
             out = EMPTY
             for child in kids:

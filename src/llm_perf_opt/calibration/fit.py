@@ -70,29 +70,20 @@ TAU = {
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")
 DECODER_CATEGORIES = ("decoder_attention", "dense_mlp", "moe_router", "moe_experts", "lm_head")
 SAM_KERNELS = ("biased_attention_efficiency", "broadcast_bandwidth_efficiency")
-EAGER_HOST = ("host_overhead_us",)
-"""Fitted from the decode step in eager execution (decode is host-bound there); in graph execution decode has
-no host term, so the eager stages fit it (CLIP and the prefill decoder are host-bound at batch 1)."""
-
-
-def _decode_owns(name: str, execution: str) -> bool:
-    if name.startswith(COMPUTE) or name in SAM_KERNELS or name == "stage_overhead_us":
-        return False
-    return execution == "eager" or name not in EAGER_HOST
-
-
-STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str, str], bool]], ...] = (
-    ("decode", ("decode",), _decode_owns),
+STAGE_HOST = ("stage_host_overhead_us", "stage_overhead_us")
+"""Host costs of the eager stages: CLIP is host-bound at batch 1 (per-kernel issue), the projector range
+is mostly its fixed cost."""
+STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
+    ("decode", ("decode",), lambda n: not n.startswith(COMPUTE) and n not in SAM_KERNELS + STAGE_HOST),
     (
         "SAM + CLIP",
         ("sam", "clip"),
-        lambda n, x: n[len(COMPUTE) :] in VISION_CATEGORIES or n in SAM_KERNELS or (x == "graph" and n in EAGER_HOST),
+        lambda n: n[len(COMPUTE) :] in VISION_CATEGORIES or n in SAM_KERNELS or n == "stage_host_overhead_us",
     ),
-    ("projector", ("projector",), lambda n, _x: n in (COMPUTE + "projector", "stage_overhead_us")),
-    ("prefill (decoder)", ("prefill_decoder",), lambda n, _x: n[len(COMPUTE) :] in DECODER_CATEGORIES),
+    ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", "stage_overhead_us")),
+    ("prefill (decoder)", ("prefill_decoder",), lambda n: n[len(COMPUTE) :] in DECODER_CATEGORIES),
 )
-"""(step name, stages it sees, which parameters it fits given the execution); parameters no step claims are
-fitted last to all stages."""
+"""(step name, stages it sees, parameters it fits); parameters no step claims are fitted last to all stages."""
 SCHEMES = ("staged", "joint")
 
 
@@ -228,7 +219,7 @@ def fit_params(
     else:
         claimed: set[str] = set()
         for name, step_stages, wants in STAGED_STEPS:
-            mine = [p for p in priors if wants(p.name, start.execution) and p.name not in claimed]
+            mine = [p for p in priors if wants(p.name) and p.name not in claimed]
             claimed.update(p.name for p in mine)
             steps.append((name, [o for o in obs if o.stage in step_stages], mine))
         rest = [p for p in priors if p.name not in claimed]

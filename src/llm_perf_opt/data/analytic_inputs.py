@@ -159,6 +159,10 @@ class RooflineParams:
     ~560 kernels took 2.1 ms for ~0.3 ms of HBM traffic (docs/validation/h200); calibration fits it."""
     graph_launch_us: float = field(default=10.0, converter=float, validator=_check_non_negative)
     """Host cost of one graph replay plus the few eager kernels around it (µs per decode step)."""
+    stage_host_overhead_us: float = field(default=20.0, converter=float, validator=_check_non_negative)
+    """Host time to issue one kernel in the eager stages (vision, projector, prefill: other Python than the
+    decode step's, so fitted apart from ``host_overhead_us``). 20: CLIP is host-bound at batch 1 and took
+    6.37 ms for its 316 kernels in the H200 calibration run (docs/validation/h200 runs/graph/base-b1-n256)."""
     stage_overhead_us: float = field(default=150.0, converter=float, validator=_check_non_negative)
     """Fixed host cost of one CUDA-synchronised eager stage range (sam, clip, projector, prefill): the
     synchronisations and events at its boundaries and the Python around the modules (µs per range).

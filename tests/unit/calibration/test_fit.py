@@ -75,8 +75,8 @@ def test_staged_fit_reproduces_the_calibration_workload_from_one_measurement() -
     # 5%: one workload cannot separate host issue (fitted from decode) from GPU time in the
     # partly host-bound CLIP and projector spans.
     assert all(abs(r.error_after) < 0.05 for r in fit.rows), [(r.stage, r.error_after) for r in fit.rows]
-    mean_before = sum(abs(r.error_before) for r in fit.rows) / len(fit.rows)
-    assert mean_before > 0.15, "the defaults were far off: the fit did the work"
+    worst_before = max(abs(r.error_before) for r in fit.rows)
+    assert worst_before > 0.2, "the defaults were far off: the fit did the work"
     # One decode time cannot separate launch gaps, bandwidth and host issue (the joint fit over
     # several workloads recovers them); the staged fit only guarantees they come from decode.
     for name in ("launch_overhead_us", "bandwidth_efficiency", "host_overhead_us"):
