@@ -139,3 +139,21 @@ def test_graph_decode_fit_recovers_the_kernel_floor_from_one_run() -> None:
     # One decode time, two free parameters: the MAP trades the floor against the tight bandwidth prior
     # (τ 0.15 around 0.9; truth 0.8), so it recovers the floor to ~10 %, not exactly.
     assert floor.step == "decode" and floor.value == pytest.approx(1.5, rel=0.15)
+
+
+def test_eager_stage_host_costs_come_from_clip_and_the_projector() -> None:
+    """Host-bound CLIP fixes the host time per kernel, the projector range its fixed cost (graph mode:
+    decode has no host term); decode's own host time is left to decode."""
+    truth = with_values(RooflineParams(), {"stage_host_overhead_us": 30.0, "stage_overhead_us": 300.0})
+    w = load_workload("base").replace(max_new_tokens=64, batch_size=1)
+    times = StagePredictor(SPEC, w, H100).times_ms(truth)
+    samples = {k: StageSample(mean_ms=v, std_ms=0.01 * v, n=2) for k, v in times.items()}
+    measured = MeasuredWorkload(key="base-b1-n64", workload=w, stages=samples)
+    fit = fit_params([measured], spec=SPEC, hardware=H100)
+    steps = {p.name: p for p in fit.fitted}
+    assert steps["stage_host_overhead_us"].step == "SAM + CLIP"
+    assert steps["stage_overhead_us"].step == "projector"
+    assert steps["host_overhead_us"].step == "decode"
+    assert steps["stage_host_overhead_us"].value == pytest.approx(30.0, rel=0.1)
+    assert steps["stage_overhead_us"].value == pytest.approx(300.0, rel=0.1)
+    assert all(abs(r.error_after) < 0.03 for r in fit.rows), [(r.stage, r.error_after) for r in fit.rows]
