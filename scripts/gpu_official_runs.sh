@@ -7,6 +7,8 @@
 # Needs transformers 4.46.3 (constraints/official-transformers-4.46.3.txt) and the checkpoint's .py
 # files + config.json in $CKPT (default official-code/, never committed). Run directories go to
 # $RUNS (default tmp/official-runs), one tarball of them (no traces, no page images) to $RESULTS.
+# ONLY="id id …" runs a subset; EXTRA="--no-torch-profiler" makes timing-only runs (what the
+# validation table reads), much shorter for this code's ~1,300 kernels per decode step.
 # The predictions are made afterwards, without a GPU:
 #   python -m llm_perf_opt experiment validate --offline --out $RUNS --calibrate-on base-b1-n128
 set -uo pipefail
@@ -24,18 +26,19 @@ P="$PY -m llm_perf_opt profile --model $CKPT --trust-remote-code --weights rando
   --no-repeat-ngram-size 20 --device cuda:0 --dtype bf16 --repeats 2 --warmup 1 --top-k 25 --quiet"
 # id mode batch tokens timeout_s: the calibration run first, then the held-out ones, cheapest first.
 while read -r id mode batch tokens limit; do
+  [[ -n "${ONLY:-}" && " $ONLY " != *" $id "* ]] && continue
   echo "== $(date +%T) $id"
-  timeout "$limit" $P --mode "$mode" --batch-size "$batch" --max-new-tokens "$tokens" \
+  timeout "$limit" $P --mode "$mode" --batch-size "$batch" --max-new-tokens "$tokens" ${EXTRA:-} \
     --output-dir "$RUNS/runs/hf-official/$id" --run-id "official-$id"
   echo "rc=$? $id"
   tar czf "$RESULTS/runs.tgz" --exclude='trace*' --exclude='inputs' -C "$RUNS" runs
 done <<'EOF'
 base-b1-n128 base 1 128 110
-tiny-b1-n64 tiny 1 64 60
-small-b1-n64 small 1 64 60
-base-b1-n64 base 1 64 70
-large-b1-n64 large 1 64 80
-base-b2-n64 base 2 64 80
-gundam-b1-n64 gundam 1 64 110
+tiny-b1-n64 tiny 1 64 90
+small-b1-n64 small 1 64 90
+base-b1-n64 base 1 64 90
+large-b1-n64 large 1 64 100
+base-b2-n64 base 2 64 130
+gundam-b1-n64 gundam 1 64 150
 EOF
 ls -la "$RESULTS"
