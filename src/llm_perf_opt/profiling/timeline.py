@@ -247,10 +247,10 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         if getattr(ev, "device_type", None) != DeviceType.CPU:
             continue
         kind = str(getattr(ev, "activity_type", "cpu_op"))
-        if kind in ("cpu_op", "user_annotation"):
+        if kind in ("cuda_runtime", "cuda_driver") or (kind == "cpu_op" and _is_cuda_api(str(ev.name))):
+            launches[ev.id] = ev  # without activity types (torch 2.11) a runtime call is told by its name
+        elif kind in ("cpu_op", "user_annotation"):
             by_id[ev.id] = ev
-        elif kind in ("cuda_runtime", "cuda_driver"):
-            launches[ev.id] = ev
     memo: dict[int, str] = {}
     ranges = sorted((ev for ev in by_id.values() if str(ev.name) in STAGE_RANGES), key=lambda ev: ev.time_range.start)
     out: dict[str, list[Interval]] = {s: [] for s in TIMELINE_STAGES}
@@ -258,19 +258,21 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         linked = getattr(k, "linked_correlation_id", 0)
         launch = launches.get(int(getattr(k, "id", -1)))
         op = by_id.get(linked)
-        if op is None:
-            # Kernels replayed from a CUDA graph carry no operator link on some torch releases (H200,
-            # torch 2.11): tie them to the range their graph launch (or, lacking it, they) fell in.
+        stage = leaf_stage(op, memo, include_self=True) if op is not None else "other"
+        if stage not in _GROUPS:
+            # Kernels replayed from a CUDA graph carry no operator link (or one to their graph launch)
+            # on some torch releases (H200, torch 2.11): tie them to the range their graph launch (or,
+            # lacking it, they) fell in.
             op = _enclosing_range(ranges, float((launch or k).time_range.start))
-            linked = op.id if op is not None else 0
-        if op is None:
-            continue
-        stage = leaf_stage(op, memo, include_self=True)
-        is_op = str(getattr(op, "activity_type", "cpu_op")) == "cpu_op"
+            if op is None:
+                continue
+            linked, stage = op.id, leaf_stage(op, memo, include_self=True)
+        assert op is not None  # a stage other than "other" came from an operator or a range
+        is_op = str(getattr(op, "activity_type", "cpu_op")) == "cpu_op" and str(op.name) not in STAGE_RANGES
         # Without its runtime call: the operator's start, or for a kernel launched straight from a range
         # (graph replay) its own start, which trails the launch, rather than the range's start.
         issued = float(op.time_range.start if is_op else k.time_range.start)
-        if launch is not None and getattr(launch, "linked_correlation_id", linked) in (linked, 0):
+        if launch is not None and (not is_op or getattr(launch, "linked_correlation_id", linked) in (linked, 0)):
             issued = float(launch.time_range.start)
         if stage not in _GROUPS or not _in_window(call, stage, issued):
             continue
@@ -279,6 +281,11 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         for group in _GROUPS[stage]:
             out[group].append((float(k.time_range.start), float(k.time_range.end), one, fam))
     return out
+
+
+def _is_cuda_api(name: str) -> bool:
+    """A CUDA runtime / driver call (cudaLaunchKernel, cudaGraphLaunch, cuLaunchKernel, …)."""
+    return name.startswith("cuda") or (name.startswith("cu") and name[2:3].isupper())
 
 
 def _enclosing_range(ranges: list[Any], at_us: float) -> Any | None:

@@ -202,6 +202,30 @@ def test_unlinked_graph_kernels_belong_to_the_range_their_launch_fell_in() -> No
     assert (pre.launches, pre.busy_us) == (1, 10)
 
 
+def test_graph_kernels_linked_to_their_launch_without_activity_types() -> None:
+    """torch 2.11 as seen on the H200: no ``activity_type`` on any event (ranges, runtime calls and
+    kernels alike) and graph kernels linked to their own cudaGraphLaunch, which has no parent range.
+    The launch is told by its name and the range open at it decides."""
+    decode = _ev(4, "decode", 100, 300, kind="user_annotation")
+    launches = [_ev(70 + i, "cudaGraphLaunch", t, t + 1, None) for i, t in enumerate((120, 160, 200))]
+    greedy = _ev(80, "aten::argmax", 170, 171, decode)
+    kernels = []
+    for launch, gpu_start in zip(launches, (165, 205, 245), strict=True):
+        for j in range(2):
+            k = _kernel(launch.id, gpu_start + 3 * j, gpu_start + 3 * j + 2)
+            k.id = launch.id
+            kernels.append(k)
+    pick = _kernel(80, 180, 181)
+    for ev in (decode, *launches, greedy, *kernels, pick):
+        del ev.activity_type
+    tl = Timeline()
+    tl.add_call(ProfiledCall(events=[decode, *launches, greedy, *kernels, pick], window=None, window_start_us=150.0,
+                             decode_steps=2))
+    step = tl.stages["decode_step"]
+    # Graph launches at 160 and 200 (2 kernels each) and the argmax launched at 170 are in the window.
+    assert (step.launches, step.busy_us) == (5, 9)
+
+
 def test_verdict_splits_memory_and_compute_bound_at_the_ridge() -> None:
     tl = Timeline(resource="gpu")
     tl.stages["prefill"].units, tl.stages["prefill"].span_us, tl.stages["prefill"].busy_us = 1, 1000.0, 900.0
