@@ -23,8 +23,9 @@ from llm_perf_opt.profiling.nvtx_ranges import annotated_range
 from llm_perf_opt.profiling.op_categories import decode_kernels_per_step, family_costs
 from llm_perf_opt.profiling.session import Batch, ProfileSession
 from llm_perf_opt.profiling.state import ProfileState
+from llm_perf_opt.profiling.step_window import StepWindow, forward_token_marks
 from llm_perf_opt.profiling.timeline import Timeline, mean_costs, stage_costs
-from llm_perf_opt.profiling.torch_profiler import OperatorTables, StepWindow, collect, forward_token_marks
+from llm_perf_opt.profiling.torch_profiler import OperatorTables, collect
 from llm_perf_opt.specs.workload import Workload
 
 Emit = Callable[[str, int, int, str], None]

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from attrs import define, field
 from torch.autograd import DeviceType
 
+from llm_perf_opt.profiling.graph_kernels import enclosing_range, is_cuda_api, stage_ranges
 from llm_perf_opt.profiling.mfu import Peaks, StageCost
 from llm_perf_opt.profiling.nvtx_ranges import STAGE_RANGES
 from llm_perf_opt.profiling.op_categories import kernel_family, op_family
@@ -247,12 +248,12 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         if getattr(ev, "device_type", None) != DeviceType.CPU:
             continue
         kind = str(getattr(ev, "activity_type", "cpu_op"))
-        if kind in ("cuda_runtime", "cuda_driver") or (kind == "cpu_op" and _is_cuda_api(str(ev.name))):
+        if kind in ("cuda_runtime", "cuda_driver") or (kind == "cpu_op" and is_cuda_api(str(ev.name))):
             launches[ev.id] = ev  # without activity types (torch 2.11) a runtime call is told by its name
         elif kind in ("cpu_op", "user_annotation"):
             by_id[ev.id] = ev
     memo: dict[int, str] = {}
-    ranges = sorted((ev for ev in by_id.values() if str(ev.name) in STAGE_RANGES), key=lambda ev: ev.time_range.start)
+    ranges = stage_ranges(by_id.values())
     out: dict[str, list[Interval]] = {s: [] for s in TIMELINE_STAGES}
     for k in kernels:
         linked = getattr(k, "linked_correlation_id", 0)
@@ -263,7 +264,7 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
             # Kernels replayed from a CUDA graph carry no operator link (or one to their graph launch)
             # on some torch releases (H200, torch 2.11): tie them to the range their graph launch (or,
             # lacking it, they) fell in.
-            op = _enclosing_range(ranges, float((launch or k).time_range.start))
+            op = enclosing_range(ranges, float((launch or k).time_range.start))
             if op is None:
                 continue
             linked, stage = op.id, leaf_stage(op, memo, include_self=True)
@@ -281,22 +282,6 @@ def _kernel_groups(call: ProfiledCall, kernels: list[Any]) -> dict[str, list[Int
         for group in _GROUPS[stage]:
             out[group].append((float(k.time_range.start), float(k.time_range.end), one, fam))
     return out
-
-
-def _is_cuda_api(name: str) -> bool:
-    """A CUDA runtime / driver call (cudaLaunchKernel, cudaGraphLaunch, cuLaunchKernel, …)."""
-    return name.startswith("cuda") or (name.startswith("cu") and name[2:3].isupper())
-
-
-def _enclosing_range(ranges: list[Any], at_us: float) -> Any | None:
-    """The innermost (latest-starting) stage range open at ``at_us``; ``ranges`` sorted by start."""
-    found = None
-    for ev in ranges:
-        if ev.time_range.start > at_us:
-            break
-        if at_us <= ev.time_range.end:
-            found = ev
-    return found
 
 
 def _does_work(ev: Any) -> bool:

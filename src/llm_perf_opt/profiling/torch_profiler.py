@@ -17,7 +17,8 @@ vision, projector and prefill and *per decode step* for decode (means over the w
 
 Times: *total* is inclusive (an ``aten::linear`` includes its ``aten::addmm``), *self* excludes
 child operators. Only self times may be summed — adding totals counts nested operators twice.
-Device (CUDA) time is the time of the kernels an operator launched.
+Device (CUDA) time is the time of the kernels an operator launched; kernels replayed from a CUDA
+graph (graph decode) have no operator and get rows ``CUDA graph: <kernel>`` (:mod:`.graph_kernels`).
 """
 
 from __future__ import annotations
@@ -29,84 +30,27 @@ from typing import Any
 
 import torch
 from attrs import define, field
-from torch.profiler import ProfilerActivity, profile, record_function
+from torch.profiler import ProfilerActivity, profile
 
 from llm_perf_opt.contracts.profile import OperatorSummary
 from llm_perf_opt.io.atomic import atomic_path
+from llm_perf_opt.profiling.graph_kernels import (
+    GRAPH_ROW_PREFIX,
+    enclosing_range,
+    graph_replayed,
+    short_kernel_name,
+    stage_ranges,
+)
 from llm_perf_opt.profiling.nvtx_ranges import STAGE_RANGES
 from llm_perf_opt.profiling.profiler_links import with_links
+from llm_perf_opt.profiling.step_window import TOKEN_MARK, StepWindow, window_start_us
 
 LEAF_STAGES: tuple[str, ...] = ("sam", "clip", "vision", "projector", "prefill", "decode", "other")
 """Disjoint attribution targets; ``vision`` here is the vision glue outside sam/clip/projector."""
 TABLE_STAGES: tuple[str, ...] = ("vision", "sam", "clip", "projector", "prefill", "decode", "other")
 """Stages with a table; the ``vision`` table also holds sam and clip (not projector)."""
 _VISION_PARTS = ("sam", "clip", "vision")
-TOKEN_MARK = "llm_perf_opt::token#"
-"""Name prefix of the zero-length marker range opened after token ``i`` (``…#i``) in a profiled call."""
-SKIP_DECODE_STEPS = 3
-"""Decode steps left out at the start of the window: the first steps after prefill can carry
-one-time work (allocator growth, first use of a kernel for the new cache shape)."""
 _SKIP_PREFIXES = ("ProfilerStep", "[memory]", "## ", TOKEN_MARK)
-
-
-@define(kw_only=True)
-class StepWindow:
-    """The profiled window of one generate call: prefill plus decode steps ``skip+1 … skip+steps``.
-
-    ``on_token`` (the generate callback) drops a zero-length marker range after each token; the
-    marker of token ``skip`` opens the decode window. ``produced`` is filled in after the call.
-    """
-
-    skip: int
-    steps: int
-    produced: int | None = None
-
-    @classmethod
-    def plan(cls, max_new_tokens: int, decode_steps: int) -> StepWindow:
-        """``decode_steps`` steps after :data:`SKIP_DECODE_STEPS`, or all of a short generation."""
-        total = max(max_new_tokens - 1, 0)
-        steps = min(decode_steps, total)
-        return cls(skip=min(SKIP_DECODE_STEPS, total - steps), steps=steps)
-
-    @property
-    def new_tokens(self) -> int:
-        """Tokens the profiled call generates: the prefill token, ``skip`` and ``steps`` decode steps."""
-        return 1 + self.skip + self.steps
-
-    @property
-    def window_steps(self) -> int:
-        """Decode steps actually inside the window (fewer when EOS ended the call early)."""
-        produced = self.new_tokens if self.produced is None else self.produced
-        return max(produced - 1 - self.skip, 0)
-
-    def on_token(self, step_index: int, ids: object = None) -> None:
-        with record_function(f"{TOKEN_MARK}{step_index}"):
-            pass
-
-    def describe(self, run_tokens: int) -> str:
-        first = self.skip + 1
-        return (
-            f"prefill (vision included) + decode steps {first}–{self.skip + self.window_steps} "
-            f"of {max(run_tokens - 1, 0)} (K = {self.window_steps}, first {self.skip} left out)"
-        )
-
-
-@contextlib.contextmanager
-def forward_token_marks(module: torch.nn.Module, window: StepWindow) -> Iterator[None]:
-    """Markers from forward calls, for a generate without ``on_token``: the model's forward call
-    ``c`` ≥ 1 is decode step ``c``, which starts right after token ``c − 1``."""
-    calls = [0]
-
-    def hook(_module: torch.nn.Module, _args: object) -> None:
-        if calls[0] >= 1:
-            window.on_token(calls[0] - 1)
-        calls[0] += 1
-
-    handle = module.register_forward_pre_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 @define
@@ -177,6 +121,7 @@ class OperatorTables:
         steps) are left out; ``decode_steps``: window steps (the per-step divisor).
         """
         stage_memo: dict[int, str] = {}
+        events = list(events)
         for ev in events:
             if not _is_cpu_op(ev):
                 continue
@@ -196,12 +141,32 @@ class OperatorTables:
                 self_device_us=_device_self(ev),
             )
             self.events += 1
-            factor = weight * (decode_scale if stage == "decode" else 1.0)
-            self.leaf.setdefault((stage, name), OpRow(name=name, stage=stage)).add(one, factor)
-            self.unit.setdefault((stage, name), OpRow(name=name, stage=stage)).add(one)
+            self._add(stage, one, weight * (decode_scale if stage == "decode" else 1.0))
+        self._merge_graph_kernels(events, stage_memo, weight, decode_scale, window_start_us)
         for leaf in LEAF_STAGES:
             self.unit_counts[leaf] = self.unit_counts.get(leaf, 0) + (decode_steps if leaf == "decode" else 1)
         self.device_time = self.device_time or any(r.total_device_us > 0 for r in self.leaf.values())
+
+    def _add(self, stage: str, one: OpRow, factor: float) -> None:
+        self.leaf.setdefault((stage, one.name), OpRow(name=one.name, stage=stage)).add(one, factor)
+        self.unit.setdefault((stage, one.name), OpRow(name=one.name, stage=stage)).add(one)
+
+    def _merge_graph_kernels(
+        self, events: list[Any], memo: dict[int, str], weight: float, decode_scale: float, window_start_us: float | None
+    ) -> None:
+        """Rows ``CUDA graph: <kernel>`` for kernels a graph replay issued: no operator launched them,
+        so they would be missing from every table (:mod:`.graph_kernels`)."""
+        ranges = stage_ranges(events)
+        for kernel, launch in graph_replayed(events):
+            issued = float(launch.time_range.start)
+            rng = enclosing_range(ranges, issued)
+            stage = leaf_stage(rng, memo, include_self=True) if rng is not None else "other"
+            if stage == "decode" and window_start_us is not None and issued <= window_start_us:
+                continue
+            us = float(kernel.time_range.end - kernel.time_range.start)
+            name = GRAPH_ROW_PREFIX + short_kernel_name(str(kernel.name))
+            one = OpRow(name=name, stage=stage, calls=1, total_device_us=us, self_device_us=us)
+            self._add(stage, one, weight * (decode_scale if stage == "decode" else 1.0))
 
     def unit_rows(self, stage: str) -> list[OpRow]:
         """Rows of one table stage per call (decode: per decode step), means over the window."""
@@ -335,12 +300,6 @@ def export_trace(prof: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:
         prof.export_chrome_trace(str(tmp))
     return path
-
-
-def window_start_us(events: Iterable[Any], skip: int) -> float | None:
-    """Start (µs, profiler clock) of the marker after token ``skip``: where the decode window opens."""
-    name = f"{TOKEN_MARK}{skip}"
-    return next((float(ev.time_range.start) for ev in events if str(ev.name) == name), None)
 
 
 @define(kw_only=True)

@@ -91,8 +91,9 @@ def _kernel_table(tl: Timeline) -> list[str]:
     lines = ["### Kernels per decode step: measured vs analytic", "", table(["", "Per decode step"], rows), ""]
     if tl.resource == "gpu":
         lines += [
-            "Kernels of the window's decode steps (memcpy/memset not counted) ÷ steps. In graph mode the "
-            "same kernels run from one graph launch; the analytic count is that of the eager model.",
+            "Kernels of the window's decode steps (memcpy/memset not counted) ÷ steps, against the analytic "
+            "count of the same execution mode. In graph mode one graph launch replays the step's kernels; "
+            "they are counted by the range their launch fell in, as the few launched outside the graph are.",
             "",
         ]
     else:

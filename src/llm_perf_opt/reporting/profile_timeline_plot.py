@@ -120,7 +120,9 @@ def render_roofline(state: ProfileState) -> bytes:
         )
     for stage, (x, y) in points.items():
         ax.scatter([x], [y], s=70, color=STAGE_COLOURS.get(stage, "grey"), zorder=3, label=STAGE_TITLES[stage].strip())
-        dx, dy, ha = (8, -12, "left") if stage == "projector" else (-8, 7, "right")  # projector sits by prefill
+        # Projector often sits right by vision or prefill: its label goes below right, the others above
+        # left, each with a leader line so that two close dots never swap labels.
+        dx, dy, ha = (22, -22, "left") if stage == "projector" else (-22, 16, "right")
         ax.annotate(
             SHORT.get(stage, stage),
             (x, y),
@@ -129,6 +131,7 @@ def render_roofline(state: ProfileState) -> bytes:
             fontsize=8,
             ha=ha,
             weight="bold",
+            arrowprops={"arrowstyle": "-", "lw": 0.6, "color": "0.35"},
         )
     for (stage, family), (x, y) in cats.items():
         ax.scatter(

@@ -12,8 +12,9 @@ from torch.autograd import DeviceType
 
 from llm_perf_opt.profiling.mfu import Peaks, StageCost
 from llm_perf_opt.profiling.nvtx_ranges import annotated_range
+from llm_perf_opt.profiling.step_window import StepWindow
 from llm_perf_opt.profiling.timeline import Timeline, union_us
-from llm_perf_opt.profiling.torch_profiler import OperatorTables, ProfiledCall, StepWindow, collect
+from llm_perf_opt.profiling.torch_profiler import OperatorTables, ProfiledCall, collect
 
 CPU = torch.device("cpu")
 H200 = Peaks(tflops=989.0, bandwidth_tbs=4.8, source="test")  # ridge ≈ 206 FLOP/byte
@@ -305,3 +306,30 @@ def test_cpu_decode_step_ops_match_the_analytic_count_where_cpu_and_cuda_agree()
     assert kernels["RoPE"] == 3 * calls["RoPE"]
     assert measured["aten::scaled_dot_product_attention"] == calls["AttentionCore"] == 3
     assert kernels["AttentionCore"] == 2 * calls["AttentionCore"], "CUDA eager decode: split-KV + combine"
+
+
+def test_graph_replayed_kernels_get_operator_rows_in_their_stage() -> None:
+    """Graph kernels have no operator: without rows of their own the decode table would show only what
+    runs outside the graph (the H200 run ranked argmax first). Each becomes ``CUDA graph: <kernel>``."""
+    from llm_perf_opt.profiling.graph_kernels import short_kernel_name
+
+    decode = _ev(4, "decode", 100, 300, kind="user_annotation")
+    launches = [_ev(70 + i, "cudaGraphLaunch", t, t + 1, decode, "cuda_runtime") for i, t in enumerate((120, 160, 200))]
+    kernels = []
+    for launch, gpu_start in zip(launches, (165, 205, 245), strict=True):
+        for j, name in enumerate(("void at::native::index_copy<8, float>(int, float*)", "nvjet_sm90_tst_64x8_TNT")):
+            k = _kernel(0, gpu_start + 4 * j, gpu_start + 4 * j + 3)
+            k.id, k.name = launch.id, name
+            kernels.append(k)
+    for ev in (decode, *launches):
+        ev.cpu_time_total = ev.self_cpu_time_total = 1.0
+        ev.device_time_total = ev.self_device_time_total = 0.0
+    tables = OperatorTables()
+    tables.merge_events([decode, *launches, *kernels], window_start_us=150.0, decode_steps=2)
+    rows = {r.name: r for r in tables.unit_rows("decode")}
+    # Launches at 160 and 200 are in the window, 2 steps: one launch of each kernel per step, 3 µs each.
+    copy = rows["CUDA graph: at::native::index_copy"]
+    assert (copy.calls, copy.self_device_us) == (1, 3)
+    assert rows["CUDA graph: nvjet_sm90_tst_64x8_TNT"].self_device_us == 3
+    assert short_kernel_name("void a::b<1, c<2>>(int) [clone]") == "a::b"
+    assert short_kernel_name("_Z" + "x" * 100, width=10) == "_Zxxxxxxx…"
