@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from llm_perf_opt.analytic.base import BF16, BaseLayer, Child, Cost, Precision, Swept
 from llm_perf_opt.analytic.decoder import DecoderStack
+from llm_perf_opt.analytic.deepseek_ocr import build_stages
 from llm_perf_opt.analytic.implementations import (
     decode_step_extra_bytes,
     decode_step_kernels,
+    expert_loop_kernels,
     layer_kernels,
     prefill_extra_bytes,
     rope_bmm_flops,
 )
+from llm_perf_opt.analytic.vision import VisionStage
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
 
@@ -33,6 +36,9 @@ class OfficialOverhead(BaseLayer):
     flops_extra: float = 0.0
     bytes_extra: float = 0.0
     kernels_extra: float = 0.0
+    host_kind: str = "decoder"
+    """Whose Python issues these kernels: ``decoder`` (the official decoder modules and generate loop:
+    ``host_overhead_us`` each) or ``expert_loop`` (moe_infer's per-expert loop: ``expert_host_overhead_us``)."""
 
     DEFAULT_CATEGORY: ClassVar[str] = "elementwise"
     formula: ClassVar[str] = "hf-official minus ours: FLOPs, bytes and kernels from analytic/implementations.py"
@@ -78,6 +84,33 @@ class OfficialDecodeStage(BaseLayer):
         return self.make_cost()
 
 
+@frozen(kw_only=True, cache_hash=True)
+class OfficialPages(BaseLayer):
+    """A vision or projector stage of the official code at batch B: the page loop of
+    ``DeepseekOCRModel.forward`` runs the batch-1 stage ``page`` once per page, in order.
+
+    Each page's encoder passes are synchronised ranges of their own (the forward's
+    ``torch.sum(patches).item()`` and the stage hooks): per page and pass one SAM range, one CLIP
+    range (vision), or one projector range per page (projector).
+    """
+
+    page: BaseLayer
+    pages: int
+
+    formula: ClassVar[str] = "pages × the batch-1 stage (a Python loop over the pages)"
+
+    def build_children(self) -> tuple[Child, ...]:
+        return (Child(name="page", layer=self.page, repetition="for", count=self.pages, shared_state=True),)
+
+    def sync_groups(self) -> list[list[tuple[BaseLayer, int]]]:
+        """Per page: every synchronised range of the batch-1 stage (one per encoder and pass)."""
+        if isinstance(self.page, VisionStage):  # each pass: SAM, then CLIP
+            ranges = [[(enc.layer, 1)] for one in self.page.children() for enc in one.layer.children()]
+        else:
+            ranges = [[(self.page, 1)]]
+        return ranges * self.pages
+
+
 def official_stages(
     stages: dict[str, BaseLayer], spec: ModelSpec, workload: Workload, precision: Precision = BF16
 ) -> dict[str, BaseLayer]:
@@ -100,19 +133,26 @@ def official_stages(
         stage="prefill",
         prec=precision,
     )
+    pre_loop = expert_loop_kernels(spec, "hf-official", tokens=b * p)
     pre_host = OfficialOverhead(
-        label="per_expert_loop_and_eager_kernels",
-        kernels_extra=max(pre_kernels - prefill_base.cost().kernels, 0.0),
+        label="eager_kernels",
+        kernels_extra=max(pre_kernels - pre_loop - prefill_base.cost().kernels, 0.0),
         stage="prefill",
         prec=precision,
     )
-    prefill = OfficialCall(base=prefill_base, overheads=(lm_rest, pre_host), stage="prefill", prec=precision)
+    prefill = OfficialCall(
+        base=prefill_base,
+        overheads=(lm_rest, pre_host, _expert_loop(pre_loop, "prefill", precision)),
+        stage="prefill",
+        prec=precision,
+    )
 
     steps = max(workload.max_new_tokens - 1, 0)
 
     def call(context: int) -> OfficialCall:
         base = DecoderStack(batch=b, q_len=1, context=context, dec=dec, stage="decode", prec=precision)
-        extra_k = decode_step_kernels(spec, "hf-official", batch=b) - base.cost().kernels
+        loop = expert_loop_kernels(spec, "hf-official", tokens=b)
+        extra_k = decode_step_kernels(spec, "hf-official", batch=b) - loop - base.cost().kernels
         over = OfficialOverhead(
             label="eager_kernels_and_kv_cat",
             flops_extra=rope_bmm_flops(spec, b),
@@ -121,9 +161,22 @@ def official_stages(
             stage="decode",
             prec=precision,
         )
-        return OfficialCall(base=base, overheads=(over,), stage="decode", prec=precision)
+        return OfficialCall(
+            base=base, overheads=(over, _expert_loop(loop, "decode", precision)), stage="decode", prec=precision
+        )
 
     decode = OfficialDecodeStage(
         first=call(p + 1), last=call(p + max(steps, 1)), steps=steps, stage="decode", prec=precision
     )
-    return {**stages, "prefill": prefill, "decode": decode}
+    # DeepseekOCRModel.forward loops over the pages: each one's SAM, CLIP and projector run at batch 1.
+    one = stages if b == 1 else build_stages(spec, evolve(workload, batch_size=1), precision, "eager")
+    vision = OfficialPages(page=one["vision"], pages=b, stage="vision", prec=precision)
+    projector = OfficialPages(page=one["projector"], pages=b, stage="projector", prec=precision)
+    return {**stages, "vision": vision, "projector": projector, "prefill": prefill, "decode": decode}
+
+
+def _expert_loop(kernels: float, stage: str, precision: Precision) -> OfficialOverhead:
+    """The kernels of moe_infer's per-expert Python loops in one forward (issued at expert_host_overhead_us)."""
+    return OfficialOverhead(
+        label="per_expert_loop", kernels_extra=kernels, host_kind="expert_loop", stage=stage, prec=precision
+    )

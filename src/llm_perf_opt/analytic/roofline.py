@@ -11,7 +11,9 @@ and the leaf's bound is ``launch`` when launch exceeds max(compute, memory), els
 ``memory``.
 
 Host issue: the CPU spends ``host_overhead_us`` per kernel of a decode step and
-``stage_host_overhead_us`` per kernel of the other stages (Python, dispatcher, launch call) and
+``stage_host_overhead_us`` per kernel of the other stages (Python, dispatcher, launch call; the official
+code's prefill runs its decoder modules and pays ``host_overhead_us``, its per-expert MoE loop
+``expert_host_overhead_us``) and
 runs ahead of the GPU only while it is faster. The eager stages (vision, projector, prefill: each
 range CUDA-synchronised at its ends) follow the kernel queue kernel by kernel (:mod:`.eager`: the
 GPU runs kernel k once the host has issued it and kernel k − 1 is done), plus ``stage_overhead_us``
@@ -160,6 +162,9 @@ class Roofline:
         self.stage_host_s = params.stage_host_overhead_us * 1e-6
         self.launch_s = params.launch_overhead_us * 1e-6
         self.host_s = params.host_overhead_us * 1e-6
+        self.expert_host_s = params.expert_host_overhead_us * 1e-6
+        # The official code's prefill runs its decoder modules, so their Python, not the vision encoders'.
+        self.prefill_host_s = self.host_s if params.implementation == "hf-official" else self.stage_host_s
         self.floor_s = params.kernel_floor_us * 1e-6
         self.graph_launch_s = params.graph_launch_us * 1e-6
         self._memo: dict[BaseLayer, Timing] = {}
@@ -236,7 +241,7 @@ class Roofline:
             n = layer.steps
             comp_sum, mem_sum = _sum_max_affine(c0, c1, m0, m1, n)
             t.compute_s, t.memory_s, t.launch_s = (c0 + c1) / 2, (m0 + m1) / 2, (k0 + k1) / 2
-            t.host_s = layer.first.cost().kernels * self.host_s  # per step; overlapped in stage_time
+            t.host_s = layer.first.cost().kernels * self._issue_s(layer.first, self.host_s)  # per step
             body = (comp_sum + mem_sum) / n
             t.total_s = body + t.launch_s
             if t.launch_s > body:
@@ -247,7 +252,7 @@ class Roofline:
             return t
         c, m, k = self._terms(layer, layer.cost())
         t.compute_s, t.memory_s, t.launch_s = c, m, k
-        t.host_s = layer.cost().kernels * self.host_s
+        t.host_s = layer.cost().kernels * self._issue_s(layer, self.host_s)
         t.total_s = max(c, m) + k
         bound = "launch" if k > max(c, m) else ("compute" if c >= m else "memory")
         t.by_bound[bound] = t.total_s
@@ -269,6 +274,10 @@ class Roofline:
         self._memo[layer] = t
         return t
 
+    def _issue_s(self, layer: BaseLayer, default: float) -> float:
+        """Host seconds to issue one kernel of ``layer``: the official per-expert loop's own cost, else ``default``."""
+        return self.expert_host_s if getattr(layer, "host_kind", "") == "expert_loop" else default
+
     def kernel_span(self, layer: BaseLayer) -> Span:
         """Host, GPU and idle-start finish time of ``layer``'s kernels issued eagerly (see :mod:`.eager`)."""
         hit = self._span_memo.get(layer)
@@ -277,7 +286,8 @@ class Roofline:
         kids = layer.children()
         if not kids:
             c, m, _ = self._terms(layer, layer.cost())
-            out = leaf_span(max(c, m), layer.cost().kernels, self.stage_host_s, self.launch_s)
+            eager = self.prefill_host_s if layer.stage == "prefill" else self.stage_host_s
+            out = leaf_span(max(c, m), layer.cost().kernels, self._issue_s(layer, eager), self.launch_s)
         else:
             out = EMPTY
             for child in kids:

@@ -15,7 +15,7 @@ from llm_perf_opt.analytic.base import BaseLayer, Precision
 from llm_perf_opt.analytic.clip import ClipEncoder
 from llm_perf_opt.analytic.deepseek_ocr import STAGES
 from llm_perf_opt.analytic.implementations import build_implementation_stages
-from llm_perf_opt.analytic.projector import ProjectorPass
+from llm_perf_opt.analytic.projector import ImageTokenAssembly, ProjectorPass
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.analytic.sam import SamEncoder
 from llm_perf_opt.hardware.table import HardwareSpec
@@ -66,13 +66,9 @@ class StagePredictor:
         self.clip = _encoders(vision, ClipEncoder)
         # The profiler's "projector" range holds only the projector pass (feature fusion + linear);
         # newline/separator assembly runs after it, inside the vision range ("glue").
-        proj = self.stages["projector"].children()
-        self.projector_pass: list[tuple[BaseLayer, int]] = [
-            (c.layer, c.count) for c in proj if isinstance(c.layer, ProjectorPass)
-        ]
-        self.assembly: list[tuple[BaseLayer, int]] = [
-            (c.layer, c.count) for c in proj if not isinstance(c.layer, ProjectorPass)
-        ]
+        # (The official code's stages wrap the batch-1 stage in a page loop: counts multiply through.)
+        self.projector_pass = _encoders(self.stages["projector"], ProjectorPass)
+        self.assembly = _encoders(self.stages["projector"], ImageTokenAssembly)
 
     def roofline(self, params: RooflineParams) -> Roofline:
         return Roofline(self.hardware, params, self.precision.compute_dtype)
@@ -91,7 +87,14 @@ class StagePredictor:
             """One eager range: the kernel queue (+ the range's fixed cost when it is synchronised)."""
             return roof.eager_span(parts, synchronised=synchronised).total_s * MS
 
-        sam, clip = span(self.sam), span(self.clip)
+        def ranges(parts: list[tuple[BaseLayer, int]]) -> float:
+            """hf-official: every pass of every page is a synchronised range of its own."""
+            return sum(n * span([(x, 1)]) for x, n in parts)
+
+        one_range = self.implementation != "hf-official"  # ours: one range over all passes
+        sam = span(self.sam) if one_range else ranges(self.sam)
+        clip = span(self.clip) if one_range else ranges(self.clip)
+        projector = span(self.projector_pass) if one_range else ranges(self.projector_pass)
 
         def body(parts: list[tuple[BaseLayer, int]]) -> float:  # Σ max(compute, memory): no launch term
             return sum(n * (roof.time(x).total_s - roof.time(x).launch_s) for x, n in parts) * MS
@@ -100,7 +103,7 @@ class StagePredictor:
             "sam": sam,
             "clip": clip,
             "vision": ms["vision"] + span(self.assembly, synchronised=False),  # assembly: inside vision's range
-            "projector": span(self.projector_pass),
+            "projector": projector,
             "prefill_decoder": ms["prefill"],
             "prefill": ms["vision"] + ms["projector"] + ms["prefill"],
             "decode": ms["decode"],

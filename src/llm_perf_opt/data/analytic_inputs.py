@@ -163,6 +163,13 @@ class RooflineParams:
     """Host time to issue one kernel in the eager stages (vision, projector, prefill: other Python than the
     decode step's, so fitted apart from ``host_overhead_us``). 20: CLIP is host-bound at batch 1 and took
     6.37 ms for its 316 kernels in the H200 calibration run (docs/validation/h200 runs/graph/base-b1-n256)."""
+    expert_host_overhead_us: float = field(default=10.0, converter=float, validator=_check_non_negative)
+    """hf-official only: host time to issue one kernel of the official MoE's per-expert Python loop
+    (``moe_infer``: one small SwiGLU — 3 ``nn.Linear`` calls, SiLU, mul — per expert that got tokens),
+    lean Python next to the rest of the decoder (``host_overhead_us``). 10: the official prefill on the
+    H200 (docs/official/h200/validation runs/hf-official/base-b1-n128) took 60.6 ms for 4449 kernels,
+    3520 of them in this loop (11 MoE layers × 64 experts × 5), the other 929 at the decode step's
+    ≈ 25 µs; calibration fits it from the decoder part of the prefill."""
     stage_overhead_us: float = field(default=150.0, converter=float, validator=_check_non_negative)
     """Fixed host cost of one CUDA-synchronised eager stage range (sam, clip, projector, prefill): the
     synchronisations and events at its boundaries and the Python around the modules (µs per range).
