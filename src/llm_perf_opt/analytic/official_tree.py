@@ -16,10 +16,12 @@ from llm_perf_opt.analytic.base import BF16, BaseLayer, Child, Cost, Precision, 
 from llm_perf_opt.analytic.decoder import DecoderStack
 from llm_perf_opt.analytic.deepseek_ocr import build_stages
 from llm_perf_opt.analytic.implementations import (
+    HF_OFFICIAL,
     decode_step_extra_bytes,
     decode_step_kernels,
     expert_loop_kernels,
     layer_kernels,
+    ngram_host_us,
     prefill_extra_bytes,
     rope_bmm_flops,
 )
@@ -36,6 +38,8 @@ class OfficialOverhead(BaseLayer):
     flops_extra: float = 0.0
     bytes_extra: float = 0.0
     kernels_extra: float = 0.0
+    host_us: float = 0.0
+    """Host work of the call that issues no kernel (the n-gram ban's Python), µs."""
     host_kind: str = "decoder"
     """Whose Python issues these kernels: ``decoder`` (the official decoder modules and generate loop:
     ``host_overhead_us`` each) or ``expert_loop`` (moe_infer's per-expert loop: ``expert_host_overhead_us``)."""
@@ -152,7 +156,8 @@ def official_stages(
     def call(context: int) -> OfficialCall:
         base = DecoderStack(batch=b, q_len=1, context=context, dec=dec, stage="decode", prec=precision)
         loop = expert_loop_kernels(spec, "hf-official", tokens=b)
-        extra_k = decode_step_kernels(spec, "hf-official", batch=b) - loop - base.cost().kernels
+        ngram = HF_OFFICIAL.ngram_size
+        extra_k = decode_step_kernels(spec, "hf-official", batch=b, ngram=ngram > 0) - loop - base.cost().kernels
         over = OfficialOverhead(
             label="eager_kernels_and_kv_cat",
             flops_extra=rope_bmm_flops(spec, b),
@@ -161,9 +166,11 @@ def official_stages(
             stage="decode",
             prec=precision,
         )
-        return OfficialCall(
-            base=base, overheads=(over, _expert_loop(loop, "decode", precision)), stage="decode", prec=precision
+        ban = OfficialOverhead(
+            label="ngram_ban", host_us=ngram_host_us(workload, ngram, context=context), stage="decode", prec=precision
         )
+        overheads = (over, _expert_loop(loop, "decode", precision), ban)
+        return OfficialCall(base=base, overheads=overheads, stage="decode", prec=precision)
 
     decode = OfficialDecodeStage(
         first=call(p + 1), last=call(p + max(steps, 1)), steps=steps, stage="decode", prec=precision

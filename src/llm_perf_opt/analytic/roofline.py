@@ -149,6 +149,11 @@ def _sum_max_lines(a0: float, da: float, b0: float, db: float, lo: int, hi: int)
     return a_sum, b_sum
 
 
+def _host_work(layer: BaseLayer) -> float:
+    """Host seconds of a leaf's Python that launches no kernel (hf-official's n-gram ban), else 0."""
+    return float(getattr(layer, "host_us", 0.0)) * 1e-6
+
+
 class Roofline:
     """Evaluates layer times on one accelerator; memoised per layer within one evaluation."""
 
@@ -242,6 +247,7 @@ class Roofline:
             comp_sum, mem_sum = _sum_max_affine(c0, c1, m0, m1, n)
             t.compute_s, t.memory_s, t.launch_s = (c0 + c1) / 2, (m0 + m1) / 2, (k0 + k1) / 2
             t.host_s = layer.first.cost().kernels * self._issue_s(layer.first, self.host_s)  # per step
+            t.host_s += (_host_work(layer.first) + _host_work(layer.last)) / 2  # affine in the step: exact mean
             body = (comp_sum + mem_sum) / n
             t.total_s = body + t.launch_s
             if t.launch_s > body:
@@ -252,7 +258,7 @@ class Roofline:
             return t
         c, m, k = self._terms(layer, layer.cost())
         t.compute_s, t.memory_s, t.launch_s = c, m, k
-        t.host_s = layer.cost().kernels * self._issue_s(layer, self.host_s)
+        t.host_s = layer.cost().kernels * self._issue_s(layer, self.host_s) + _host_work(layer)
         t.total_s = max(c, m) + k
         bound = "launch" if k > max(c, m) else ("compute" if c >= m else "memory")
         t.by_bound[bound] = t.total_s

@@ -87,3 +87,16 @@ def test_the_expert_host_time_is_fitted_from_the_official_prefill() -> None:
     assert steps["host_overhead_us"].step == "decode"
     assert steps["expert_host_overhead_us"].value == pytest.approx(14.0, rel=0.1)
     assert steps["host_overhead_us"].value == pytest.approx(30.0, rel=0.1)
+
+
+def test_the_ngram_ban_of_each_step_is_host_time_affine_in_the_context_plus_the_image_run() -> None:
+    # transformers 4.46.3 _get_ngrams, n = 20: one key per position (context − 19) and, for the page's run
+    # of 273 identical image ids, lists of 1 … 254 copied: 254·255/2 elements; 1.27 µs and 4 ns each.
+    assert impl.ngram_host_us(_base(), 20, context=300) == pytest.approx(281 * 1.27 + 32385 * 0.004, rel=1e-12)
+    for mode, image_run_copies, tuples in (("base", 254 * 255 // 2, 296), ("gundam", 884 * 885 // 2, 926)):
+        w = load_workload(mode).replace(max_new_tokens=64, batch_size=1)
+        step_ms = StagePredictor(SPEC, w, H200).times_ms(SLOW_HOST)["decode"] / 63
+        # Host-bound steps: 958 decoder kernels at 40 µs (the ban's scores clone and index_put included),
+        # 330 loop kernels at 30 µs, and the ban at the mean context P + 32 (it is affine in the context).
+        expected_us = 958 * 40 + 330 * 30 + tuples * 1.27 + image_run_copies * 0.004
+        assert step_ms == pytest.approx(expected_us / 1e3, rel=1e-9), mode
