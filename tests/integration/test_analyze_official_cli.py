@@ -30,8 +30,8 @@ def test_official_report_is_eager_and_carries_the_official_decode_kernels(tmp_pa
     assert roof["implementation"] == "hf-official" and roof["execution"] == "eager"
     stages = {s["stage"]: s for s in official["stages"]}
     # infer() bans repeated 20-grams: the ban's scores clone and index_put are 2 kernels of every step.
-    official = impl.decode_step_kernels(MODEL_REGISTRY["deepseek-ocr"], "hf-official", ngram=True)
-    assert stages["decode"]["kernels"] == 15 * official
+    per_step = impl.decode_step_kernels(MODEL_REGISTRY["deepseek-ocr"], "hf-official", ngram=True)
+    assert stages["decode"]["kernels"] == 15 * per_step
     work = Workload(profile_id="w", mode="gundam", max_new_tokens=16)
     lm_head = 2 * (work.prefill_tokens - 1) * 1280 * 129_280
     ours_prefill = {s["stage"]: s for s in ours["stages"]}["prefill"]["flops_tflops"]
