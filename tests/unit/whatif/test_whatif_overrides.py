@@ -148,3 +148,18 @@ def test_cross_field_workload_rule(ocr_report: AnalyticModelReport) -> None:
     with pytest.raises(UserError, match="max_crops must be at least 2 in crop mode"):
         apply_overrides(ocr_report, {"max_crops": 1})
     assert apply_overrides(ocr_report, {"max_crops": 1, "mode": "base"}).workload_spec.max_crops == 1
+
+
+def test_every_numeric_roofline_parameter_is_a_what_if_key(ocr_report: AnalyticModelReport) -> None:
+    """A planner can vary any number the analytic model runs on, new ones included."""
+    import attrs as _attrs
+
+    from llm_perf_opt.data.analytic_inputs import RooflineParams
+
+    numeric = [f.name for f in _attrs.fields(RooflineParams) if f.type in ("float", float, "bool", bool)]
+    assert "stage_overhead_us" in numeric and "broadcast_bandwidth_efficiency" in numeric
+    for name in numeric:
+        assert f"roofline.{name}" in KEYS, name
+    overrides = {"roofline.stage_overhead_us": "420", "roofline.biased_attention_efficiency": 0.5}
+    params = apply_overrides(ocr_report, overrides).roofline
+    assert (params.stage_overhead_us, params.biased_attention_efficiency) == (420.0, 0.5)
