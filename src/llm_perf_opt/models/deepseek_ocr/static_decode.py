@@ -12,7 +12,7 @@ What makes the step capturable:
 - Attention reads a fixed *bucket* of the preallocated cache (``bucket`` positions at a time,
   ``L = ceil((pos + 1) / bucket) · bucket``) with an additive mask (0 / −inf) hiding positions
   after ``pos``. The mask is built once per step in the model dtype: a boolean mask would be turned
-  into a float one inside every layer's attention call (two extra kernels per layer, measured).
+  into a float one inside every layer's attention call (three extra kernels per layer, measured).
   One graph per (batch, bucket); the host picks the bucket from the length it already knows.
 - MoE uses a dispatch whose shapes do not depend on the routing (``grouped_mm`` with device-side
   offsets on CUDA bf16, gathered expert weights elsewhere): :meth:`MoE.static_impl`.
