@@ -34,10 +34,9 @@ from llm_perf_opt.specs.model_spec import DecoderSpec
 
 DA, MOE, ROUTER = "decoder_attention", "moe_experts", "moe_router"
 DISPATCH_KERNELS = 18
-"""Grouped-GEMM MoE of the runnable model, whatever k and E (CUDA kernel census of a decode step,
-H200, torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather,
-searchsorted, 2 × (grouped-GEMM setup + grouped GEMM), silu, mul, index_copy back, weight × fp32
-output, sum over k, cast back, and 3 device-to-device copies."""
+"""Grouped-GEMM MoE of the runnable model, whatever k and E (CUDA kernel census of a decode step, H200,
+torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather, searchsorted,
+2 × (grouped-GEMM setup + GEMM), silu, mul, index_copy back, × weights in fp32, sum over k, cast, 3 copies."""
 
 ROUTER_KERNELS = 6
 """MoEGate at decode (same census): x cast to fp32 (W_g's fp32 copy is cached), the fp32 GEMV
@@ -47,8 +46,7 @@ ATTENTION_KERNELS_SPLIT_KV = 2
 """Eager decode attention: flash split-KV kernel + combine (same census)."""
 
 ATTENTION_KERNELS_GRAPH = 1
-"""Graph decode attention: the memory-efficient kernel with the step's additive mask, built once per
-step (:data:`GRAPH_MASK_KERNELS`), not per layer."""
+"""Graph decode attention: the memory-efficient kernel with the step's additive mask (built once per step)."""
 
 GRAPH_MASK_KERNELS = 3
 """Graph decode, once per step: positions > pos, zeros, masked_fill (same census)."""
@@ -346,10 +344,8 @@ class DecoderStack(BaseLayer):
         layer = {"batch": b, "q_len": self.q_len, "context": self.context, "dec": c, "kv_read": self.kv_read}
         kids = [Child(name="embed_tokens", layer=self.sub(Embedding, tokens=t, vocab=c.vocab_size, dim=d))]
         if self.kv_read:
-            mask = self.sub(
-                Elementwise, label="additive attention mask of the KV bucket", elements=self.kv_read,
-                flops_per_element=0.0, kernels=GRAPH_MASK_KERNELS, op_category=DA,
-            )  # fmt: skip
+            mask = self.sub(Elementwise, label="additive attention mask of the KV bucket", elements=self.kv_read,
+                            flops_per_element=0.0, kernels=GRAPH_MASK_KERNELS, op_category=DA)  # fmt: skip
             kids.append(Child(name="attention_mask", layer=mask))
         if self.image_slots:
             kids.append(
