@@ -91,6 +91,10 @@ def test_router_fp32_weight_follows_in_place_and_loaded_updates() -> None:
     assert torch.equal(gate.weight_fp32(), gate.weight.float())
     gate.load_state_dict({"weight": torch.randn_like(gate.weight)})
     assert torch.equal(gate.weight_fp32(), gate.weight.float())
+    with torch.inference_mode():  # weights that are inference tensors have no version: converted each call
+        frozen = MoEGate(MODEL_REGISTRY["tiny"].decoder).to(torch.bfloat16)
+        frozen.weight = torch.nn.Parameter(torch.randn_like(gate.weight))
+        assert torch.equal(frozen.weight_fp32(), frozen.weight.float())
     want = torch.topk(torch.softmax(x.float() @ gate.weight.float().T, -1), gate.top_k, dim=-1)
     weights, ids = gate(x)
     assert torch.equal(ids, want.indices)

@@ -102,7 +102,10 @@ class MoEGate(nn.Module):
         w = self.weight
         if w.dtype == torch.float32:
             return w
-        key = (w.data_ptr(), w._version, w.device)
+        try:
+            key = (w.data_ptr(), w._version, w.device)
+        except RuntimeError:  # an inference tensor has no version counter: no safe cache, convert
+            return w.float()
         if self._weight32 is None or self._weight32[0] != key:
             self._weight32 = (key, w.detach().float())
         return self._weight32[1]
