@@ -27,7 +27,7 @@ def is_cuda_api(name: str) -> bool:
 
 def stage_ranges(events: Iterable[Any]) -> list[Any]:
     """The host-side stage ranges among ``events``, sorted by start (for :func:`enclosing_range`)."""
-    ranges = [ev for ev in events if _on_cpu(ev) and str(ev.name) in STAGE_RANGES]
+    ranges = [ev for ev in events if on_cpu(ev) and str(ev.name) in STAGE_RANGES]
     return sorted(ranges, key=lambda ev: ev.time_range.start)
 
 
@@ -45,9 +45,9 @@ def enclosing_range(ranges: list[Any], at_us: float) -> Any | None:
 def graph_replayed(events: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
     """(kernel or memcpy/memset, its ``cudaGraphLaunch``) for every device activity a graph launch issued."""
     events = list(events)
-    launches = {ev.id: ev for ev in events if _on_cpu(ev) and str(ev.name) == GRAPH_LAUNCH}
+    launches = {ev.id: ev for ev in events if on_cpu(ev) and str(ev.name) == GRAPH_LAUNCH}
     for ev in events:
-        if not _on_cpu(ev) and not getattr(ev, "is_user_annotation", False) and ev.id in launches:
+        if not on_cpu(ev) and not getattr(ev, "is_user_annotation", False) and ev.id in launches:
             yield ev, launches[ev.id]
 
 
@@ -68,6 +68,7 @@ def short_kernel_name(name: str, width: int = 72) -> str:
     return short if len(short) <= width else short[: width - 1] + "…"
 
 
-def _on_cpu(ev: Any) -> bool:
+def on_cpu(ev: Any) -> bool:
+    """A host-side profiler event (operator, range, runtime call); events without a device type count too."""
     device_type = getattr(ev, "device_type", None)
     return device_type is None or getattr(device_type, "name", str(device_type)) in ("CPU", "DeviceType.CPU")

@@ -38,6 +38,7 @@ from llm_perf_opt.profiling.graph_kernels import (
     GRAPH_ROW_PREFIX,
     enclosing_range,
     graph_replayed,
+    on_cpu,
     short_kernel_name,
     stage_ranges,
 )
@@ -234,10 +235,7 @@ class OperatorTables:
 
 
 def _is_cpu_op(ev: Any) -> bool:
-    device_type = getattr(ev, "device_type", None)
-    if device_type is not None and getattr(device_type, "name", str(device_type)) not in ("CPU", "DeviceType.CPU"):
-        return False
-    return not getattr(ev, "is_async", False)
+    return on_cpu(ev) and not getattr(ev, "is_async", False)
 
 
 def leaf_stage(ev: Any, memo: dict[int, str], include_self: bool = False) -> str:
