@@ -16,6 +16,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 from llm_perf_opt.models.deepseek_ocr import MOE_IMPLS, build_inputs, build_model, generate, prepare_page
+from llm_perf_opt.models.deepseek_ocr.step_attention import STEP_ATTENTIONS
 from llm_perf_opt.profiling.synthetic import synthetic_page
 from llm_perf_opt.specs.image_tokens import resolution_mode
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
@@ -66,14 +67,17 @@ def main() -> int:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--moe-impl", default="auto", choices=MOE_IMPLS, help="routed-expert dispatch (see MoE)")
+    ap.add_argument("--step-attention", default="auto", choices=STEP_ATTENTIONS, help="graph step attention form")
+    ap.add_argument("--modes", nargs="+", default=["graph", "eager"], choices=["graph", "eager"])
     args = ap.parse_args()
     spec = MODEL_REGISTRY[args.model]
     model = build_model(spec, device="cuda", dtype=torch.bfloat16, weights="random", seed=0)
     model.set_moe_impl(args.moe_impl)
+    model.set_step_attention(args.step_attention)
     page = prepare_page(synthetic_page("mixed_layout"), resolution_mode("base"))
     for batch in args.batch:
         inputs = build_inputs(spec, [page] * batch)
-        for mode in ("graph", "eager"):
+        for mode in args.modes:
             generate(model, inputs, max_new_tokens=8, min_new_tokens=8, decode_mode=mode)  # warm-up, capture
             per_step = census(model, inputs, mode, args.steps)
             print(
@@ -82,6 +86,7 @@ def main() -> int:
                         "batch": batch,
                         "mode": mode,
                         "moe_impl": args.moe_impl,
+                        "step_attention": args.step_attention,
                         "kernels_per_step": kernels_per_step(per_step),
                         "kernel_us_per_step": busy_us_per_step(per_step),
                         "by_name": per_step,

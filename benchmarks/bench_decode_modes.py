@@ -36,6 +36,7 @@ from llm_perf_opt.models.deepseek_ocr import (
     prepare_page,
 )
 from llm_perf_opt.models.deepseek_ocr.static_decode import StaticDecoder
+from llm_perf_opt.models.deepseek_ocr.step_attention import STEP_ATTENTIONS
 from llm_perf_opt.profiling.synthetic import synthetic_page
 from llm_perf_opt.profiling.timers import StageClock
 from llm_perf_opt.specs.image_tokens import resolution_mode
@@ -65,8 +66,8 @@ def _agreement(model: Any, inputs: Any, tokens: int) -> dict[str, Any]:
     batch, eos = inputs.batch_size, model.spec.eos_token_id
     max_len = inputs.prompt_len + tokens
     dyn = new_cache(model, batch, max_len)
-    replay = StaticDecoder(model, batch=batch, capacity=max_len)
-    plain = StaticDecoder(model, batch=batch, capacity=max_len, use_graphs=False)
+    replay = StaticDecoder(model, batch=batch, capacity=max_len, attention=model.step_attention)
+    plain = StaticDecoder(model, batch=batch, capacity=max_len, use_graphs=False, attention=model.step_attention)
     replay.capture()
     staged = inputs.to(model.device, model.dtype)
     ids = prefill(model, staged, dyn).argmax(-1)
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         help="decode modes [default: graph eager on CUDA, eager on CPU]",
     )
     ap.add_argument("--moe-impl", default="auto", choices=MOE_IMPLS, help="routed-expert dispatch (see MoE)")
+    ap.add_argument("--step-attention", default="auto", choices=STEP_ATTENTIONS, help="graph step attention form")
     ap.add_argument("--check-batch", type=int, nargs="*", default=[1], help="batch sizes for the agreement check")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = MODEL_REGISTRY[args.model]
     model = build_model(spec, device=device, dtype=dtype, weights="random", seed=0)
     model.set_moe_impl(args.moe_impl)
+    model.set_step_attention(args.step_attention)
     page = prepare_page(synthetic_page("mixed_layout"), resolution_mode(args.mode))
     dec = spec.decoder
     kv_per_token = 2 * dec.num_layers * dec.num_kv_heads * dec.head_dim * (2 if cuda else 4)
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": args.mode,
         "tokens": args.tokens,
         "moe_impl": args.moe_impl,
+        "step_attention": args.step_attention,
         "rows": [],
     }
     for batch in args.batch:

@@ -237,3 +237,18 @@ def test_cuda_bf16_grouped_matches_loop(tiny_spec: ModelSpec, page_image: Image.
         model.set_moe_impl("loop")
         loop = model(inputs.input_ids, image_embeds=emb, image_mask=inputs.image_mask)
     torch.testing.assert_close(grouped.float(), loop.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_two_pass_argmax_equals_argmax_including_ties() -> None:
+    from llm_perf_opt.models.deepseek_ocr.generate import ARGMAX_CHUNKS, greedy_ids
+
+    vocab = ARGMAX_CHUNKS * 10
+    logits = torch.randn(4, vocab, generator=torch.Generator().manual_seed(0))
+    logits[1] = 0.0  # all tied: argmax's first index is 0
+    logits[2, [37, 15 * 10 + 3, vocab - 1]] = 50.0  # ties across chunks: the first one wins
+    logits[3, vocab - 1] = 99.0  # the very last id
+    assert greedy_ids(logits).tolist() == logits.argmax(dim=-1).tolist() == [
+        int(logits[0].argmax()), 0, 37, vocab - 1
+    ]
+    odd = torch.randn(2, vocab + 1)  # V not a multiple of the chunks: plain argmax
+    assert torch.equal(greedy_ids(odd), odd.argmax(dim=-1))

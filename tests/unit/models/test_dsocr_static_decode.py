@@ -35,16 +35,16 @@ def test_bucket_arithmetic_by_hand() -> None:
     assert bucket_lengths(0, 0, 256) == [256]
 
 
-@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize(("batch", "attention"), [(1, "sdpa"), (2, "sdpa"), (2, "matmul")])
 def test_static_step_equals_dynamic_step_across_buckets(
-    tiny_model: DeepseekOCRForCausalLM, tiny_spec: ModelSpec, page_image: Image.Image, batch: int
+    tiny_model: DeepseekOCRForCausalLM, tiny_spec: ModelSpec, page_image: Image.Image, batch: int, attention: str
 ) -> None:
     page = prepare_page(page_image, resolution_mode("tiny"))
     inputs = build_inputs(tiny_spec, [page] * batch)
     steps = 20
     max_len = inputs.prompt_len + steps
     # A bucket of 8 positions makes the 20 steps cross two or three bucket boundaries.
-    static = StaticDecoder(tiny_model, batch=batch, capacity=max_len, bucket=8, use_graphs=False)
+    static = StaticDecoder(tiny_model, batch=batch, capacity=max_len, bucket=8, use_graphs=False, attention=attention)
     dynamic = new_cache(tiny_model, batch, max_len)
     first_static = prefill(tiny_model, inputs, static.cache)
     first_dynamic = prefill(tiny_model, inputs, dynamic)
@@ -56,7 +56,16 @@ def test_static_step_equals_dynamic_step_across_buckets(
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
         ids = want.argmax(-1)
     assert static.cache.length == dynamic.length == max_len
-    torch.testing.assert_close(static.cache.buffer[..., :max_len, :], dynamic.buffer, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(static.cache.buffer[:, :, :, :max_len], dynamic.buffer, rtol=1e-5, atol=1e-5)
+
+
+def test_step_attention_choice_is_checked(tiny_model: DeepseekOCRForCausalLM) -> None:
+    """On CPU ``auto`` is the masked SDPA; flash needs a GPU and an unknown form is a user error."""
+    assert StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False).attention == "sdpa"
+    with pytest.raises(UserError, match="flash"):
+        StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False, attention="flash")
+    with pytest.raises(UserError, match="valid: auto, flash, sdpa, matmul"):
+        StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False, attention="paged")
 
 
 def test_static_step_uses_routing_independent_moe(tiny_model: DeepseekOCRForCausalLM) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from llm_perf_opt.models.deepseek_ocr.common import PackedModule, attend, pack_parameters
 from llm_perf_opt.models.deepseek_ocr.mlp import MOE_IMPLS, MoE, SwiGLU
+from llm_perf_opt.models.deepseek_ocr.step_attention import StepAttention
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
 __all__ = ["MOE_IMPLS", "DecoderAttention", "DecoderLayer", "MoE", "RMSNorm", "RotaryEmbedding", "SwiGLU"]
@@ -125,20 +126,21 @@ class DecoderAttention(PackedModule):
         sin: torch.Tensor,
         kv: tuple[torch.Tensor, torch.Tensor],
         pos: torch.Tensor,
-        bias: torch.Tensor,
+        attention: StepAttention,
     ) -> torch.Tensor:
         """One decode token per row with shapes that never change (CUDA-graph capturable).
 
         x [B, 1, H]; ``pos`` [1] int64 on the device is the position written; ``kv`` are the
-        cache views of one KV-length bucket [B, kv_heads, L, d]; ``bias`` [1, 1, 1, L] in the
-        model dtype is 0 up to ``pos`` and −inf after it. Attention reads all L slots of the bucket, so the work
-        depends on the bucket, not on the exact length: the price of never asking the host.
+        layer's whole cache views [B, kv_heads, C, d]; ``attention`` (built once per step) reads
+        positions 0..pos of them without asking the host (:mod:`.step_attention`).
         """
+        b = x.shape[0]
         q, k, v = self._project(x, cos, sin)
         cache_k, cache_v = kv
         cache_k.index_copy_(2, pos, k)
         cache_v.index_copy_(2, pos, v)
-        return self._attend(q, cache_k, cache_v, mask=bias)
+        out = attention(q, cache_k, cache_v)
+        return self.o_proj(out.transpose(1, 2).reshape(b, 1, self.num_heads * self.head_dim))
 
     def _project(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
@@ -188,10 +190,10 @@ class DecoderLayer(nn.Module):
         sin: torch.Tensor,
         kv: tuple[torch.Tensor, torch.Tensor],
         pos: torch.Tensor,
-        bias: torch.Tensor,
+        attention: StepAttention,
     ) -> torch.Tensor:
         """The decode step of :meth:`DecoderAttention.forward_static`; MoE with a routing-independent dispatch."""
-        x = x + self.self_attn.forward_static(self.input_layernorm(x), cos, sin, kv, pos, bias)
+        x = x + self.self_attn.forward_static(self.input_layernorm(x), cos, sin, kv, pos, attention)
         h = self.post_attention_layernorm(x)
         if isinstance(self.mlp, MoE):
             return x + self.mlp(h, impl=self.mlp.static_impl(h))

@@ -53,10 +53,31 @@ def static_decoder(model: DeepseekOCRForCausalLM, batch: int, max_len: int) -> S
     found = decoders.get(batch)
     if found is None or found.capacity < max_len:
         decoders.pop(batch, None)
-        found = decoders[batch] = StaticDecoder(model, batch=batch, capacity=max_len)
+        found = decoders[batch] = StaticDecoder(model, batch=batch, capacity=max_len, attention=model.step_attention)
     found.cache.length = 0
     found.capture()
     return found
+
+ARGMAX_CHUNKS = 128
+"""Vocabulary chunks of :func:`greedy_ids`' first pass (DeepSeek-OCR: 129,280 = 128 · 1010)."""
+
+
+def greedy_ids(logits: torch.Tensor) -> torch.Tensor:
+    """argmax over the last dim of [B, V] logits, in two passes when V splits into :data:`ARGMAX_CHUNKS`.
+
+    Why: one argmax over 129,280 logits runs as a single-block reduction, 30 µs per decode step on an
+    H200 (census, torch 2.11), ~1.5% of a graph step. Per-chunk maxima first use many blocks. Ties
+    resolve as in ``argmax`` (first index): ``max`` returns the first maximum of each chunk and the
+    second pass the first chunk holding the overall maximum.
+    """
+    b, v = logits.shape
+    if v % ARGMAX_CHUNKS or v < 4 * ARGMAX_CHUNKS:
+        return logits.argmax(dim=-1)
+    width = v // ARGMAX_CHUNKS
+    best, within = logits.view(b, ARGMAX_CHUNKS, width).max(dim=-1)
+    chunk = best.argmax(dim=-1, keepdim=True)
+    return torch.add(within.gather(-1, chunk), chunk, alpha=width).squeeze(-1)
+
 
 OFFICIAL_NO_REPEAT_NGRAM_SIZE = 20
 """The HF ``infer()`` default (35 in its eval mode); our default is 0 (off) for timing runs."""
@@ -195,7 +216,7 @@ def generate(
                 logits[:, eos] = float("-inf")
             if ban is not None:
                 ban.apply_(logits)
-            ids = logits.argmax(dim=-1)
+            ids = greedy_ids(logits)
             if produced >= min_new:  # EOS possible: rows that already ended keep emitting EOS
                 ids = torch.where(finished, eos, ids)
                 finished = finished | (ids == eos)
@@ -206,7 +227,7 @@ def generate(
 
         with ranges("prefill"):
             logits = prefill(model, inputs, cache, ranges)
-            ids = pick(logits) if max_new_tokens > 0 else logits.argmax(dim=-1)
+            ids = pick(logits) if max_new_tokens > 0 else greedy_ids(logits)
             produced = min(max_new_tokens, 1)
             if on_token is not None and produced:
                 on_token(0, ids)

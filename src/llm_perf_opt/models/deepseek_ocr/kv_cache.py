@@ -1,9 +1,11 @@
 """A preallocated key/value cache: one tensor, written in place, length tracked on the host.
 
-Layout [layers, 2 (k, v), batch, kv_heads, max_len, head_dim]. Heads before positions so a layer's
-slice ``[:, :, :length]`` is directly SDPA's [B, heads, L, d] key/value without a copy; writing a
-step is one strided copy per tensor. The length is a Python int, so decode never asks the device
-where it is (no host sync) and RoPE positions are plain slices.
+Layout [layers, 2 (k, v), batch, max_len, kv_heads, head_dim]: positions before heads, the layout
+flash attention's kernels read natively and the one whose layer slice flattens to [B·max_len,
+kv_heads, d] without a copy (the graph decode step's varlen flash call, :mod:`.step_attention`).
+:meth:`KVCache.layer` hands out [B, kv_heads, max_len, d] *views* (SDPA's order), so callers slice
+``[:, :, :length]`` and write a step with one strided copy per tensor. The length is a Python int, so
+decode never asks the device where it is (no host sync) and RoPE positions are plain slices.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class KVCache:
         # positions ≥ length are never read.
         with torch.inference_mode():
             self.buffer = torch.empty(
-                (num_layers, 2, batch, num_kv_heads, max_len, head_dim), device=device, dtype=dtype
+                (num_layers, 2, batch, max_len, num_kv_heads, head_dim), device=device, dtype=dtype
             )
         self.length = 0
 
@@ -56,11 +58,11 @@ class KVCache:
 
     @property
     def max_len(self) -> int:
-        return self.buffer.shape[4]
+        return self.buffer.shape[3]
 
     def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(keys, values) of one layer, each [B, kv_heads, max_len, head_dim] (views)."""
-        return self.buffer[index, 0], self.buffer[index, 1]
+        """(keys, values) of one layer, each a [B, kv_heads, max_len, head_dim] view of the buffer."""
+        return self.buffer[index, 0].transpose(1, 2), self.buffer[index, 1].transpose(1, 2)
 
     def reserve(self, new_tokens: int) -> int:
         """Check room for ``new_tokens`` more positions; returns the start position."""
@@ -71,7 +73,7 @@ class KVCache:
     @property
     def bytes_per_token(self) -> int:
         """2 · layers · kv_heads · head_dim · dtype bytes (61,440 B for DeepSeek-OCR in bf16)."""
-        layers, two, _, heads, _, dim = self.buffer.shape
+        layers, two, _, _, heads, dim = self.buffer.shape
         return layers * two * heads * dim * self.buffer.element_size()
 
     @property

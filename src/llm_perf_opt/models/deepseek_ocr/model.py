@@ -19,6 +19,7 @@ from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.preprocess import PreparedPage
 from llm_perf_opt.models.deepseek_ocr.projector import MlpProjector, fuse_features
 from llm_perf_opt.models.deepseek_ocr.sam import SamEncoder
+from llm_perf_opt.models.deepseek_ocr.step_attention import STEP_ATTENTIONS
 from llm_perf_opt.specs.model_spec import ModelSpec
 
 
@@ -67,6 +68,8 @@ class DeepseekOCRForCausalLM(nn.Module):
         self.attn_impl = check_attn_impl(attn_impl)
         self.model = DeepseekOCRModel(spec, attn_impl)
         self.lm_head = nn.Linear(spec.decoder.hidden_size, spec.decoder.vocab_size, bias=False)
+        self.step_attention = "auto"
+        """Attention form of the graph decode step (:data:`.step_attention.STEP_ATTENTIONS`)."""
 
     @property
     def device(self) -> torch.device:
@@ -90,6 +93,13 @@ class DeepseekOCRForCausalLM(nn.Module):
         for module in self.modules():
             if isinstance(module, MoE):
                 module.impl = impl
+
+    def set_step_attention(self, impl: str) -> None:
+        """Attention form of the graph decode step; drops decoders (and graphs) built with another."""
+        if impl not in STEP_ATTENTIONS:
+            raise ValueError(f"unknown decode-step attention {impl!r}; valid: {', '.join(STEP_ATTENTIONS)}")
+        self.step_attention = impl
+        self.__dict__.pop("_static_decoders", None)
 
     # ---------------------------------------------------------------- vision
 

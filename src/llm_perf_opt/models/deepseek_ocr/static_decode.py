@@ -9,11 +9,12 @@ What makes the step capturable:
 
 - The position is a device tensor ``pos`` [1]; keys/values are written with ``index_copy_`` and
   RoPE angles taken with ``index_select``, so nothing asks the host where the sequence is.
-- Attention reads a fixed *bucket* of the preallocated cache (``bucket`` positions at a time,
-  ``L = ceil((pos + 1) / bucket) · bucket``) with an additive mask (0 / −inf) hiding positions
-  after ``pos``. The mask is built once per step in the model dtype: a boolean mask would be turned
-  into a float one inside every layer's attention call (three extra kernels per layer, measured).
-  One graph per (batch, bucket); the host picks the bucket from the length it already knows.
+- Attention (:mod:`.step_attention`) reads the length from the device: the varlen flash kernel
+  with per-row key counts on CUDA, else a fixed *bucket* of the cache with an additive mask
+  (0 / −inf after ``pos``, built once per step in the model dtype: a boolean mask would be turned
+  into a float one inside every layer's attention call, three extra kernels per layer, measured).
+  Graphs are per (batch, bucket) either way, ``L = ceil((pos + 1) / bucket) · bucket`` (flash
+  sizes its key splits by it); the host picks the bucket from the length it already knows.
 - MoE uses a dispatch whose shapes do not depend on the routing (``grouped_mm`` with device-side
   offsets on CUDA bf16, gathered expert weights elsewhere): :meth:`MoE.static_impl`.
 
@@ -39,6 +40,7 @@ from llm_perf_opt.models.deepseek_ocr.common import sdpa_backends
 from llm_perf_opt.models.deepseek_ocr.decoder import DecoderLayer
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
+from llm_perf_opt.models.deepseek_ocr.step_attention import StepAttention, resolve_step_attention
 from llm_perf_opt.specs.execution import KV_BUCKET, bucket_capacity
 
 DEFAULT_BUCKET = KV_BUCKET
@@ -58,6 +60,7 @@ class StaticDecoder:
 
     ``use_graphs=False`` runs the same static computation eagerly (the CPU path, and the reference
     the graphs are checked against). The cache it owns is the one :func:`generate` prefills into.
+    ``attention`` is one of :data:`.step_attention.STEP_ATTENTIONS`.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class StaticDecoder:
         capacity: int,
         bucket: int = DEFAULT_BUCKET,
         use_graphs: bool | None = None,
+        attention: str = "auto",
     ) -> None:
         if batch < 1 or capacity < 1 or bucket < 1:
             raise ValueError(f"batch, capacity and bucket must be ≥ 1, got {batch}, {capacity}, {bucket}")
@@ -87,6 +91,9 @@ class StaticDecoder:
             self.pos = torch.zeros(1, dtype=torch.long, device=device)
             self.positions = torch.arange(self.capacity, device=device)
             self.logits = torch.zeros(batch, dec.vocab_size, dtype=model.dtype, device=device)
+            self.used_k = torch.zeros(batch, dtype=torch.int32, device=device)  # pos + 1, for flash
+            self.offsets = StepAttention.offsets(batch, self.capacity, device)
+        self.attention = resolve_step_attention(attention, device, model.dtype)
         # Own references: the rotary cache may be replaced later, a captured graph must keep its inputs.
         self.cos, self.sin = model.model.rotary.tables(self.capacity, device, model.dtype)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
@@ -101,14 +108,12 @@ class StaticDecoder:
         x = inner.embed_tokens(self.ids).unsqueeze(1)  # [B, 1, H]
         cos = self.cos.index_select(0, self.pos).unsqueeze(1)  # [1, 1, d]
         sin = self.sin.index_select(0, self.pos).unsqueeze(1)
-        hidden = self.positions[:length] > self.pos
-        bias = torch.zeros(length, dtype=self.cos.dtype, device=hidden.device).masked_fill_(hidden, float("-inf"))
-        bias = bias.view(1, 1, 1, length)
+        attention = StepAttention.build(
+            self.attention, length=length, pos=self.pos, positions=self.positions, dtype=self.cos.dtype,
+            offsets=self.offsets, used_k=self.used_k,
+        )  # fmt: skip
         for i, layer in enumerate(inner.layers):
-            keys, values = self.cache.layer(i)
-            x = cast(DecoderLayer, layer).forward_static(
-                x, cos, sin, (keys[:, :, :length], values[:, :, :length]), self.pos, bias
-            )
+            x = cast(DecoderLayer, layer).forward_static(x, cos, sin, self.cache.layer(i), self.pos, attention)
         self.logits.copy_(self.model.lm_head(inner.norm(x))[:, 0])
 
     def buckets_for(self, first: int, last: int) -> list[int]:
@@ -132,6 +137,7 @@ class StaticDecoder:
         with sdpa_backends():
             for length in todo:
                 self.pos.fill_(length - 1)
+                self.used_k.fill_(length)
                 with torch.cuda.stream(stream):
                     for _ in range(WARMUP_RUNS):
                         self._compute(length)
@@ -151,6 +157,7 @@ class StaticDecoder:
         length = bucket_capacity(position + 1, self.bucket)
         self.ids.copy_(token_ids.reshape(self.batch))
         self.pos.fill_(position)
+        self.used_k.fill_(position + 1)
         graph = self.graphs.get(length)
         if graph is not None:
             graph.replay()
