@@ -3,7 +3,8 @@
 For each form (:data:`~llm_perf_opt.models.deepseek_ocr.step_attention.STEP_ATTENTIONS`), batch and
 filled length: a random bf16 cache of DeepSeek-OCR's decoder shape (10 heads × 128), one query per
 row, the output compared with fp32 softmax attention over the filled positions, then ``--layers``
-calls captured in one CUDA graph and replayed (CUDA events), as the decode step runs them.
+calls, each over its own cache (as the decoder's layers: one cache re-read would sit in L2), captured
+in one CUDA graph and replayed (CUDA events), as the decode step runs them.
 
     python benchmarks/bench_step_attention.py --batch 1 8 32 --filled 300 700
 """
@@ -30,8 +31,9 @@ def _reference(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, filled
 def run(form: str, batch: int, filled: int, layers: int, heads: int, head_dim: int, capacity: int) -> dict[str, object]:
     dev = torch.device("cuda")
     gen = torch.Generator(device=dev).manual_seed(0)
-    buf = torch.randn(2, batch, capacity, heads, head_dim, device=dev, dtype=torch.bfloat16, generator=gen)
-    keys, values = buf[0].transpose(1, 2), buf[1].transpose(1, 2)  # the KVCache.layer views
+    buf = torch.randn(layers, 2, batch, capacity, heads, head_dim, device=dev, dtype=torch.bfloat16, generator=gen)
+    caches = [(buf[i, 0].transpose(1, 2), buf[i, 1].transpose(1, 2)) for i in range(layers)]  # KVCache.layer views
+    keys, values = caches[0]
     q = torch.randn(batch, heads, 1, head_dim, device=dev, dtype=torch.bfloat16, generator=gen)
     pos = torch.tensor([filled - 1], device=dev)
     used = torch.full((batch,), filled, dtype=torch.int32, device=dev)
@@ -50,8 +52,8 @@ def run(form: str, batch: int, filled: int, layers: int, heads: int, head_dim: i
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        for _ in range(layers):
-            attention(q, keys, values)
+        for k, v in caches:
+            attention(q, k, v)
     graph.replay()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     reps = 50
