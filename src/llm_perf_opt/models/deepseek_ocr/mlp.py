@@ -16,17 +16,17 @@ from torch.utils.flop_counter import flop_registry, register_flop_formula
 
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.models.deepseek_ocr.common import PackedModule, pack_parameters
-from llm_perf_opt.models.deepseek_ocr.moe_triton import routed_experts, triton_moe_ok
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
-MOE_IMPLS = ("auto", "grouped", "loop", "gather", "triton")
+MOE_IMPLS = ("auto", "grouped", "loop", "gather")
 """Routed-expert dispatch: see :class:`MoE`."""
 
-FEW_PAIRS = 8
-"""Token-expert pairs up to which the static decode step reads each pair's expert weights directly
-(:mod:`.moe_triton`, else gathered weights) instead of grouped_mm (batch-1 decode has k = 6 pairs).
-Per-pair reads pay only while the pairs are few: at batch 1 on an H200 the grouped kernels cost
-~42 µs per layer (sort, setup, two 16 µs grouped GEMMs) and gathering ~23 µs (census, torch 2.11)."""
+GATHER_MAX_PAIRS = 8
+"""Token-expert pairs up to which the static decode step gathers expert weights instead of grouped_mm
+(batch-1 decode has k = 6 pairs). Gathering copies every pair's weights, so it pays only while the
+pairs are few. H200, torch 2.11, batch-1 graph decode: 1.666 ms/token gathered vs 1.881 grouped
+(``bench_decode_modes.py --moe-impl``); the grouped kernels cost ~42 µs per layer there (sort,
+setup, two 16 µs grouped GEMMs), the gather ~23 µs (census)."""
 
 _GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
 
@@ -145,11 +145,8 @@ class MoE(PackedModule):
     - ``loop``: one matmul pair per expert that got tokens; needs the group sizes on the host, so
       one device→host copy per layer. Any dtype/device; auto on CPU and non-bf16 CUDA.
     - ``gather``: batched matmuls over per-pair gathered weights; shape-only, used on ``meta``.
-    - ``triton``: two Triton kernels that read each pair's expert weights in place
-      (:mod:`.moe_triton`); CUDA with Triton only. The graph decode step's choice at few pairs.
 
-    The torch dispatches multiply exactly tokens·k expert matmuls, so FlopCounterMode counts the
-    same FLOPs; it cannot see inside the Triton kernels.
+    All three multiply exactly tokens·k expert matmuls, so FlopCounterMode counts the same FLOPs.
     """
 
     def __init__(self, spec: DecoderSpec) -> None:
@@ -194,15 +191,18 @@ class MoE(PackedModule):
         return "loop"
 
     def static_impl(self, x: torch.Tensor) -> str:
-        """A dispatch whose shapes do not depend on the routing: an explicit ``grouped``, ``gather`` or
-        ``triton`` :attr:`impl`; else, up to :data:`FEW_PAIRS` token-expert pairs, ``triton`` where
-        it runs; else ``grouped`` where it runs; else ``gather``."""
-        if self.impl in ("grouped", "gather", "triton"):
+        """A dispatch whose shapes do not depend on the routing: an explicit ``grouped`` or ``gather``
+        :attr:`impl`, else ``grouped`` where it runs and the step has more than
+        :data:`GATHER_MAX_PAIRS` token-expert pairs, else ``gather``."""
+        if self.impl in ("grouped", "gather"):
             return self.impl
         pairs = x.reshape(-1, x.shape[-1]).shape[0] * self.gate.top_k
-        if pairs <= FEW_PAIRS and triton_moe_ok(x.device):
-            return "triton"
-        if x.device.type == "cuda" and x.dtype == torch.bfloat16 and _cuda_grouped_mm_ok(x.device):
+        if (
+            pairs > GATHER_MAX_PAIRS
+            and x.device.type == "cuda"
+            and x.dtype == torch.bfloat16
+            and _cuda_grouped_mm_ok(x.device)
+        ):
             return "grouped"
         return "gather"
 
@@ -224,10 +224,6 @@ class MoE(PackedModule):
         """Σ_k weights[:, k] · expert_{ids[:, k]}(x) for x [N, H]."""
         n, k = ids.shape
         impl = impl or self.resolve_impl(x)
-        if impl == "triton":
-            if not triton_moe_ok(x.device):
-                raise UserError("MoE implementation 'triton' needs Triton and a CUDA device")
-            return routed_experts(x, self.gate_up_weight, self.down_weight, ids, weights)
         flat_ids = ids.reshape(-1)
         if impl == "gather":
             pairs = x.unsqueeze(1).expand(n, k, x.shape[-1]).reshape(n * k, -1, 1)
