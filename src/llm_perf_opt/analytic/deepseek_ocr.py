@@ -27,7 +27,7 @@ from llm_perf_opt.analytic.decoder import DecoderStack
 from llm_perf_opt.analytic.projector import ProjectorStage
 from llm_perf_opt.analytic.vision import VisionStage
 from llm_perf_opt.errors import UserError
-from llm_perf_opt.specs.execution import EXECUTIONS, KV_BUCKET
+from llm_perf_opt.specs.execution import EXECUTIONS
 from llm_perf_opt.specs.model_spec import DecoderSpec, ModelSpec
 from llm_perf_opt.specs.workload import Workload
 
@@ -48,7 +48,7 @@ class DecodeStage(BaseLayer):
     steps: int
     dec: DecoderSpec
     execution: str = "graph"
-    """``graph``: replayed static step, attention over a masked KV bucket; ``eager``: exact lengths."""
+    """``graph``: replayed static step (flash attention with the key counts on the device); ``eager``: Python-issued."""
 
     formula: ClassVar[str] = (
         "Σ_{j=1..S} DecoderStack(B, q=1, L=P+j) = S · (step(P+1) + step(P+S)) / 2 (closed form, affine in L)"
@@ -60,11 +60,11 @@ class DecodeStage(BaseLayer):
         if self.steps < 1:
             return ()
         b, p, s = self.batch, self.prefill_tokens, self.steps
-        # Graph steps read a whole bucket; over many steps the bucket exceeds the length by half a
-        # bucket on average, which keeps every per-step term affine in the step (closed-form sum).
-        pad = KV_BUCKET // 2 if self.execution == "graph" else 0
-        first = self.sub(DecoderStack, batch=b, q_len=1, context=p + 1, dec=self.dec, kv_read=p + 1 + pad if pad else 0)
-        last = self.sub(DecoderStack, batch=b, q_len=1, context=p + s, dec=self.dec, kv_read=p + s + pad if pad else 0)
+        # The graph step's flash attention reads exactly the filled positions (their count is on the
+        # device), so kv_read = context: it only marks the graph step's kernels.
+        graph = self.execution == "graph"
+        first = self.sub(DecoderStack, batch=b, q_len=1, context=p + 1, dec=self.dec, kv_read=p + 1 if graph else 0)
+        last = self.sub(DecoderStack, batch=b, q_len=1, context=p + s, dec=self.dec, kv_read=p + s if graph else 0)
         step = Swept(first=first, last=last, steps=s, stage=self.stage, prec=self.prec)
         return (Child(name="step", layer=step, repetition="for", count=s, shared_state=True),)
 

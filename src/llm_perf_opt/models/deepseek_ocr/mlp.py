@@ -16,17 +16,11 @@ from torch.utils.flop_counter import flop_registry, register_flop_formula
 
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.models.deepseek_ocr.common import PackedModule, pack_parameters
+from llm_perf_opt.specs.execution import GATHER_MAX_PAIRS
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
 MOE_IMPLS = ("auto", "grouped", "loop", "gather")
 """Routed-expert dispatch: see :class:`MoE`."""
-
-GATHER_MAX_PAIRS = 8
-"""Token-expert pairs up to which the static decode step gathers expert weights instead of grouped_mm
-(batch-1 decode has k = 6 pairs). Gathering copies every pair's weights, so it pays only while the
-pairs are few. H200, torch 2.11, batch-1 graph decode: 1.666 ms/token gathered vs 1.881 grouped
-(``bench_decode_modes.py --moe-impl``); the grouped kernels cost ~42 µs per layer there (sort,
-setup, two 16 µs grouped GEMMs), the gather ~23 µs (census)."""
 
 _GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
 

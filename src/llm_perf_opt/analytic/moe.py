@@ -1,0 +1,198 @@
+"""DeepSeek-V2 MoE of the decoder: router, routed experts at their expected load, dispatch, shared experts.
+
+MoE weight traffic: T routed tokens each pick k of E experts. Under uniform, independent routing
+an expert is missed by one token with probability 1 − k/E, so the expected number of DISTINCT
+experts a call touches (and whose weights it must read) is E·(1 − (1 − k/E)^T): 6 at batch-1
+decode, ≈ 64 for a long prefill. Real routing is skewed (tokens of one sequence favour the same
+experts), so for 1 < T ≲ 100 this errs high; it is exact at T = 1. FLOPs do not depend on routing:
+every token runs k experts.
+
+Dispatch (:class:`MoEDispatch`) follows the runnable model (``models/deepseek_ocr/mlp.py``): grouped
+GEMMs over all experts, except in the graph decode step with at most
+:data:`~llm_perf_opt.specs.execution.GATHER_MAX_PAIRS` token-expert pairs, which gathers the pairs'
+expert weights (a copy written and read again) and runs batched matmuls.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from attrs import frozen
+
+from llm_perf_opt.analytic.base import BaseLayer, Child, Cost
+from llm_perf_opt.analytic.primitives import Elementwise, SwiGLU
+from llm_perf_opt.specs.execution import GATHER_MAX_PAIRS
+from llm_perf_opt.specs.model_spec import DecoderSpec
+
+MOE, ROUTER = "moe_experts", "moe_router"
+DISPATCH_KERNELS = 18
+"""Grouped-GEMM MoE of the runnable model, whatever k and E (CUDA kernel census of a decode step, H200,
+torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather, searchsorted,
+2 × (grouped-GEMM setup + GEMM), silu, mul, index_copy back, × weights in fp32, sum over k, cast, 3 copies."""
+
+GATHER_DISPATCH_KERNELS = 11
+"""Gathered-weights MoE of the graph decode step at ≤ GATHER_MAX_PAIRS token-expert pairs (batch 1;
+census of the step, H200, torch 2.11): x expanded to the pairs (copy), 2 × (weight gather + batched
+matmul), silu, mul, × weights in fp32 (cast, mul), sum over k, cast back."""
+
+ROUTER_KERNELS = 5
+"""MoEGate at decode (same census): x cast to fp32 (W_g's fp32 copy is cached), the fp32 GEMV
+(dot + reduce, 2), softmax, unsorted top-k (1)."""
+
+
+def expected_distinct_experts(tokens: float, experts: int, top_k: int) -> float:
+    """E·(1 − (1 − k/E)^T): expected distinct experts touched by T tokens under uniform routing."""
+    if tokens <= 0:
+        return 0.0
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+@frozen(kw_only=True, cache_hash=True)
+class MoERouter(BaseLayer):
+    """MoEGate: logits = x·W_gᵀ (no bias, fp32), softmax over E, greedy top-k (weights not renormalised)."""
+
+    tokens: int
+    hidden: int
+    experts: int
+    top_k: int
+    norm_topk: bool = False
+
+    DEFAULT_CATEGORY: ClassVar[str] = ROUTER
+    formula: ClassVar[str] = "FLOPs = 2·T·D·E (= 163,840 per token); non-matmul ≈ 6·T·E (softmax, top-k)"
+
+    def leaf_cost(self) -> Cost:
+        """Gate matmul 2·T·D·E; softmax + top-k ≈ 6 per logit; writes fp32 scores, int64 ids, fp32 weights."""
+        t, d, e, k, p = self.tokens, self.hidden, self.experts, self.top_k, self.prec
+        params = e * d
+        return self.make_cost(
+            flops=2.0 * t * d * e,
+            vector_flops=6.0 * t * e,
+            bytes_read=t * d * p.a + params * p.w + t * e * 4,
+            bytes_written=t * e * 4 + t * k * 12,
+            weight_params=params,
+            weight_bytes=params * p.w,
+            activation_bytes=t * d * p.a + t * e * 8,
+            kernels=ROUTER_KERNELS + (2 if self.norm_topk else 0),
+        )
+
+
+@frozen(kw_only=True, cache_hash=True)
+class ExpertMLP(BaseLayer):
+    """One routed expert (SwiGLU of width I) at its EXPECTED load: t = T·k/E tokens, touched with probability p.
+
+    p = 1 − (1 − k/E)^T, so E experts × p = the expected distinct experts; weight reads scale
+    with p, FLOPs with t. Resident weights are always 3·D·I. Launches are those of the grouped
+    matmuls shared by all experts, counted in :class:`MoEDispatch`.
+    """
+
+    tokens: float
+    touch_prob: float
+    hidden: int
+    inter: int
+
+    DEFAULT_CATEGORY: ClassVar[str] = MOE
+    formula: ClassVar[str] = "FLOPs = 3 · 2·t·D·I, t = T·k/E; weight read p·3·D·I·w, p = 1 − (1 − k/E)^T"
+
+    def leaf_cost(self) -> Cost:
+        """3 matmuls on t tokens; weights read only if the expert is touched (probability p)."""
+        t, d, i, p = self.tokens, self.hidden, self.inter, self.prec
+        params = 3 * d * i
+        return self.make_cost(
+            flops=6.0 * t * d * i,
+            vector_flops=5.0 * t * i,
+            bytes_read=self.touch_prob * params * p.w + t * (2 * d + 3 * i) * p.a,
+            bytes_written=t * (3 * i + d) * p.a,
+            weight_params=params,
+            weight_bytes=params * p.w,
+            activation_bytes=t * (d + 2 * i) * p.a,
+            kernels=0,
+        )
+
+
+@frozen(kw_only=True, cache_hash=True)
+class MoEDispatch(BaseLayer):
+    """Token permutation to experts, the grouped expert launches, and the weighted combine back.
+
+    ``gathered_weight_bytes`` > 0: the graph step's gathered dispatch, which copies every pair's
+    expert weights (written, then read again by the batched matmuls) on top of the one read that
+    the experts' own leaves charge.
+    """
+
+    tokens: int
+    top_k: int
+    hidden: int
+    gathered_weight_bytes: float = 0.0
+    """Bytes of expert weights the gathered dispatch copies (all pairs); 0 = grouped GEMMs."""
+
+    DEFAULT_CATEGORY: ClassVar[str] = MOE
+    formula: ClassVar[str] = "non-matmul 2·T·k·D (scale, sum); traffic ≈ (8·T·k + 2·T)·D·a (gather, cat, scatter)"
+
+    def leaf_cost(self) -> Cost:
+        """Gather T·k rows, concatenate expert outputs, scatter back, scale by weights and sum over k."""
+        t, k, d, p = self.tokens, self.top_k, self.hidden, self.prec
+        rows = t * k * d
+        copied = self.gathered_weight_bytes
+        return self.make_cost(
+            vector_flops=2.0 * rows,
+            bytes_read=(4 * rows + t * d) * p.a + copied,
+            bytes_written=(4 * rows + t * d) * p.a + copied,
+            activation_bytes=(2 * rows + t * d) * p.a,
+            kernels=GATHER_DISPATCH_KERNELS if copied else DISPATCH_KERNELS,
+        )
+
+
+@frozen(kw_only=True, cache_hash=True)
+class MoE(BaseLayer):
+    """DeepSeek-V2 MoE: router, E routed experts (parfor, expected load), fused shared experts, add."""
+
+    tokens: int
+    dec: DecoderSpec
+    graph_step: bool = False
+    """Inside the graph decode step: gathered dispatch at ≤ GATHER_MAX_PAIRS token-expert pairs."""
+
+    DEFAULT_CATEGORY: ClassVar[str] = MOE
+    formula: ClassVar[str] = (
+        "FLOPs per token = 2·D·E + k·6·D·I + 6·D·I_shared (55.2 MF for DeepSeek-OCR); "
+        "weights read = D_distinct·3·D·I + shared + gate"
+    )
+
+    def build_children(self) -> tuple[Child, ...]:
+        c, t = self.dec, self.tokens
+        e, k, d = c.n_routed_experts, c.num_experts_per_tok, c.hidden_size
+        p_touch = expected_distinct_experts(t, e, k) / e
+        kids = [
+            Child(
+                name="gate",
+                layer=self.sub(MoERouter, tokens=t, hidden=d, experts=e, top_k=k, norm_topk=c.norm_topk_prob),
+            ),
+            Child(
+                name="dispatch_combine",
+                layer=self.sub(MoEDispatch, tokens=t, top_k=k, hidden=d, gathered_weight_bytes=self._gathered_bytes()),
+            ),
+            Child(
+                name="experts",
+                repetition="parfor",
+                count=e,
+                layer=self.sub(
+                    ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=c.moe_intermediate_size
+                ),
+            ),
+        ]
+        if c.n_shared_experts:
+            kids += [
+                Child(
+                    name="shared_experts",
+                    layer=self.sub(SwiGLU, tokens=t, hidden=d, inter=c.shared_intermediate_size, op_category=MOE),
+                ),
+                Child(
+                    name="shared_add",
+                    layer=self.sub(Elementwise, label="routed + shared", elements=t * d, reads=2, op_category=MOE),
+                ),
+            ]
+        return tuple(kids)
+
+    def _gathered_bytes(self) -> float:
+        """Expert weight bytes the graph step's gathered dispatch copies: T·k experts × 3·D·I (0 = grouped)."""
+        c, t = self.dec, self.tokens
+        if not self.graph_step or t * c.num_experts_per_tok > GATHER_MAX_PAIRS:
+            return 0.0
+        return float(t * c.num_experts_per_tok * 3 * c.hidden_size * c.moe_intermediate_size * self.prec.w)
