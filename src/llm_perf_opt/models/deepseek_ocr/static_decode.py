@@ -21,9 +21,12 @@ What makes the step capturable:
 The cache is zero-initialised: masked slots still enter ``P·V`` with P = 0, and 0 · NaN from an
 uninitialised slot would poison the output.
 
-Not done, measured: ``torch.compile`` of the step before capture (H200, torch 2.11) cut batch-1
-kernels from 573 to 380 per step and decode from 2.15 to 1.94 ms/token, but took 88 s to compile
-and made batch 8 and 32 slower (5.7 and 18.2 ms vs 2.3 and 2.9 ms), so the step stays uncompiled.
+Not done, measured: ``torch.compile`` of an earlier form of the step before capture (H200, torch
+2.11) cut batch-1 kernels from 573 to 380 per step and decode from 2.15 to 1.94 ms/token, but took
+88 s to compile and made batch 8 and 32 slower (5.7 and 18.2 ms vs 2.3 and 2.9 ms), so the step
+stays uncompiled. Two hand-written Triton kernels for the batch-1 MoE (gate-up + SwiGLU, down + fp32
+combine, reading each expert in place) were slower than gathering the weights (1.846 vs 1.675
+ms/token: 26 + 43 µs per layer, untuned), so they were not kept.
 
 Capture (and its warm-up runs) happens in :meth:`StaticDecoder.capture`, outside any timed region;
 its cost is kept in ``capture_seconds``.
