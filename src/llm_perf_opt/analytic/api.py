@@ -206,8 +206,9 @@ def _execution_text(params: RooflineParams) -> str:
         return (
             "Decode execution: graph (the default) — the decode step is replayed from captured CUDA graphs: per "
             f"step Σ over kernels max(compute, memory, {params.kernel_floor_us:g} µs floor) + one "
-            f"{params.graph_launch_us:g} µs graph launch, no host term; attention reads a 256-position KV bucket "
-            "(half a bucket beyond the context on average) on B·h SMs. Vision and prefill are eager."
+            f"{params.graph_launch_us:g} µs graph launch, no host term; flash attention reads the filled KV "
+            "positions on B·h SMs (no key split); at batch 1 the MoE gathers its 6 experts' weights (a copy "
+            "written and read again) with the shared experts in the same batch. Vision and prefill are eager."
         )
     return (
         "Decode execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "

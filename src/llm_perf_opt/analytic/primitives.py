@@ -277,10 +277,10 @@ class AttentionCore(BaseLayer):
     bias: bool = False
     kv_from_cache: bool = False
     read_len: int = 0
-    """Key/value positions the kernel reads and scores (0: exactly ``kv_len``). A graph decode step
-    reads a whole bucket of the cache and masks the unfilled tail, so it pays for ``read_len``."""
+    """Key/value positions the kernel reads and scores (0: exactly ``kv_len``). Set for the graph decode
+    step's attention (its flash kernel reads the filled positions, = ``kv_len``, on B·h CTAs)."""
     kernels: int = 1
-    """Launches: 1 fused kernel; 2 for flash split-KV decode (+ combine); 4 for a masked graph step."""
+    """Launches: 1 fused kernel; 2 for flash split-KV decode (+ combine)."""
 
     DEFAULT_CATEGORY: ClassVar[str] = "decoder_attention"
     formula: ClassVar[str] = (
