@@ -10,9 +10,7 @@ every token runs k experts.
 Dispatch (:class:`MoEDispatch`) follows the runnable model (``models/deepseek_ocr/mlp.py``): grouped
 GEMMs over all experts, except in the graph decode step with at most
 :data:`~llm_perf_opt.specs.execution.GATHER_MAX_PAIRS` token-expert pairs, which gathers the pairs'
-expert weights (a copy written and read again) and runs batched matmuls; with one token the shared
-experts become more slots of that gathered batch (``OneTokenExperts``: 8 kernels, no shared-expert
-kernels, no routed + shared add).
+expert weights (a copy written and read again) and runs batched matmuls.
 """
 
 from __future__ import annotations
@@ -31,12 +29,6 @@ DISPATCH_KERNELS = 18
 """Grouped-GEMM MoE of the runnable model, whatever k and E (CUDA kernel census of a decode step, H200,
 torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather, searchsorted,
 2 × (grouped-GEMM setup + GEMM), silu, mul, index_copy back, × weights in fp32, sum over k, cast, 3 copies."""
-
-ONE_TOKEN_DISPATCH_KERNELS = 8
-"""The graph step's batch-1 MoE with the shared experts folded into the gathered batch
-(``OneTokenExperts``): 2 weight gathers, gate|up GEMV over all slots, silu, mul, batched down GEMV,
-routing weights written in, the GEMV summing the slots. The shared experts' own kernels and the
-routed + shared add disappear."""
 
 GATHER_DISPATCH_KERNELS = 11
 """Gathered-weights MoE of the graph decode step at ≤ GATHER_MAX_PAIRS token-expert pairs (batch 1;
@@ -130,8 +122,6 @@ class MoEDispatch(BaseLayer):
     hidden: int
     gathered_weight_bytes: float = 0.0
     """Bytes of expert weights the gathered dispatch copies (all pairs); 0 = grouped GEMMs."""
-    one_token: bool = False
-    """The batch-1 form with the shared experts folded in (:data:`ONE_TOKEN_DISPATCH_KERNELS`)."""
 
     DEFAULT_CATEGORY: ClassVar[str] = MOE
     formula: ClassVar[str] = "non-matmul 2·T·k·D (scale, sum); traffic ≈ (8·T·k + 2·T)·D·a (gather, cat, scatter)"
@@ -146,20 +136,13 @@ class MoEDispatch(BaseLayer):
             bytes_read=(4 * rows + t * d) * p.a + copied,
             bytes_written=(4 * rows + t * d) * p.a + copied,
             activation_bytes=(2 * rows + t * d) * p.a,
-            kernels=self._kernels(),
+            kernels=GATHER_DISPATCH_KERNELS if copied else DISPATCH_KERNELS,
         )
-
-
-    def _kernels(self) -> int:
-        if self.one_token:
-            return ONE_TOKEN_DISPATCH_KERNELS
-        return GATHER_DISPATCH_KERNELS if self.gathered_weight_bytes else DISPATCH_KERNELS
 
 
 @frozen(kw_only=True, cache_hash=True)
 class MoE(BaseLayer):
-    """DeepSeek-V2 MoE: router, E routed experts (parfor, expected load), fused shared experts, add
-    (in the graph step's one-token form the shared experts are slots of the gathered batch, no add)."""
+    """DeepSeek-V2 MoE: router, E routed experts (parfor, expected load), fused shared experts, add."""
 
     tokens: int
     dec: DecoderSpec
@@ -176,7 +159,6 @@ class MoE(BaseLayer):
         c, t = self.dec, self.tokens
         e, k, d = c.n_routed_experts, c.num_experts_per_tok, c.hidden_size
         p_touch = expected_distinct_experts(t, e, k) / e
-        one = self._one_token()
         kids = [
             Child(
                 name="gate",
@@ -184,14 +166,7 @@ class MoE(BaseLayer):
             ),
             Child(
                 name="dispatch_combine",
-                layer=self.sub(
-                    MoEDispatch,
-                    tokens=t,
-                    top_k=k,
-                    hidden=d,
-                    gathered_weight_bytes=self._gathered_bytes(),
-                    one_token=one,
-                ),
+                layer=self.sub(MoEDispatch, tokens=t, top_k=k, hidden=d, gathered_weight_bytes=self._gathered_bytes()),
             ),
             Child(
                 name="experts",
@@ -202,10 +177,7 @@ class MoE(BaseLayer):
                 ),
             ),
         ]
-        if c.n_shared_experts and one:  # shared experts = more slots of the gathered batch: no own kernels
-            shared = self.sub(ExpertMLP, tokens=t, touch_prob=1.0, hidden=d, inter=c.shared_intermediate_size)
-            kids.append(Child(name="shared_experts", layer=shared))
-        elif c.n_shared_experts:
+        if c.n_shared_experts:
             kids += [
                 Child(
                     name="shared_experts",
@@ -217,17 +189,6 @@ class MoE(BaseLayer):
                 ),
             ]
         return tuple(kids)
-
-    def _one_token(self) -> bool:
-        """The graph step's batch-1 form (``OneTokenExperts``): one token, shared width a multiple of the expert's."""
-        c = self.dec
-        return (
-            self.graph_step
-            and self.tokens == 1
-            and c.num_experts_per_tok <= GATHER_MAX_PAIRS
-            and c.n_shared_experts > 0
-            and c.shared_intermediate_size % c.moe_intermediate_size == 0
-        )
 
     def _gathered_bytes(self) -> float:
         """Expert weight bytes the graph step's gathered dispatch copies: T·k experts × 3·D·I (0 = grouped)."""

@@ -204,38 +204,10 @@ class MoE(PackedModule):
         """``impl`` overrides :attr:`impl` for this call (the static decode step passes its own)."""
         flat = x.reshape(-1, x.shape[-1])
         weights, ids = self.gate(flat)
-        if (impl or self.resolve_impl(flat)) == "gather" and self._one_token_ok(flat):
-            return self.one_token()(flat, weights, ids).view_as(x)
         y = self.routed(flat, weights, ids, impl)
         if self.shared_experts is not None:
             y = y + self.shared_experts(flat)
         return y.view_as(x)
-
-    def _one_token_ok(self, x: torch.Tensor) -> bool:
-        shared = self.shared_experts
-        return (
-            x.shape[0] == 1
-            and torch.is_inference_mode_enabled()  # its slots are inference tensors written in place
-            and x.device.type != "meta"
-            and shared is not None
-            and shared.intermediate % self.intermediate == 0
-            and x.dtype == self.gate_up_weight.dtype
-        )
-
-    def one_token(self) -> OneTokenExperts:
-        """The batch-1 gathered dispatch with the shared experts folded in (created on first use)."""
-        found = self.__dict__.get("_one_token")
-        if found is None or found.gate_up.device != self.gate_up_weight.device:
-            found = self.__dict__["_one_token"] = OneTokenExperts(self)
-        if not (found.gate_up.is_cuda and torch.cuda.is_current_stream_capturing()):
-            found.refresh()
-        return found
-
-    def refresh_one_token(self) -> None:
-        """Bring the shared-expert copies of :meth:`one_token` up to date (no-op if never built)."""
-        found = self.__dict__.get("_one_token")
-        if found is not None:
-            found.refresh()
 
     def _act(self, gate_up: torch.Tensor) -> torch.Tensor:
         return F.silu(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :]
@@ -276,71 +248,3 @@ class MoE(PackedModule):
                 outs.append(F.linear(h, self.down_weight[e]))
             start = end
         return torch.cat(outs)
-
-
-def _version_key(t: torch.Tensor) -> tuple[int, int]:
-    """(storage, version) of a weight; an inference tensor has no version counter (−1: storage only)."""
-    try:
-        return t.data_ptr(), t._version
-    except RuntimeError:
-        return t.data_ptr(), -1
-
-
-class OneTokenExperts:
-    """One token's MoE as ONE gathered batch: its k routed experts plus the shared experts as s more
-    expert-sized slots (shared width = s · expert width, SwiGLU splits exactly along its width).
-
-    Why: at batch 1 the graph decode step is latency-bound; the routed experts (gather, batched
-    matmuls, fp32 combine) and the shared experts (two GEMVs, silu, mul, add) took 16 kernels per MoE
-    layer, this takes 8: two weight gathers into persistent slots, one gate|up GEMV over all slots,
-    silu, mul, one batched down GEMV, the routing weights written in, one GEMV summing the slots
-    (weights 1 for the shared slots) with fp32 accumulation.
-
-    Numerics: the routing weights are rounded to the model dtype before that sum, and the shared
-    experts' output enters the fp32 sum instead of a bf16 add afterwards: bf16-rounding-level
-    differences from the official combine. Costs persistent memory: (k + s) expert slots per MoE
-    layer (55 MB in bf16 for DeepSeek-OCR, 605 MB over 11 layers). The shared slots are copies,
-    refreshed when the shared weights' storage or version changes (:meth:`refresh`; the graph
-    decoder calls it before every replay).
-    """
-
-    def __init__(self, moe: MoE) -> None:
-        shared = moe.shared_experts
-        assert shared is not None
-        self.moe = moe
-        self.k = moe.gate.top_k
-        self.s = shared.intermediate // moe.intermediate
-        slots, inter = self.k + self.s, moe.intermediate
-        w = moe.gate_up_weight
-        hidden = w.shape[-1]
-        with torch.inference_mode():
-            self.gate_up = torch.empty(slots, 2 * inter, hidden, device=w.device, dtype=w.dtype)
-            self.down = torch.empty(slots, hidden, inter, device=w.device, dtype=w.dtype)
-            self.weights = torch.ones(slots, device=w.device, dtype=w.dtype)
-        self._key: tuple[int, ...] | None = None
-
-    def refresh(self) -> None:
-        """Copy the shared experts into their slots if their weights changed since the last copy."""
-        shared = self.moe.shared_experts
-        assert shared is not None and shared.gate_up_weight is not None
-        key = _version_key(shared.gate_up_weight) + _version_key(shared.down_proj.weight)
-        if key == self._key:
-            return
-        inter, k, s = self.moe.intermediate, self.k, self.s
-        gate_up, down = shared.gate_up_weight, shared.down_proj.weight  # [2·s·I, H] (gate rows, up rows), [H, s·I]
-        hidden = down.shape[0]
-        with torch.inference_mode():
-            self.gate_up[k:, :inter].copy_(gate_up[: s * inter].view(s, inter, hidden))
-            self.gate_up[k:, inter:].copy_(gate_up[s * inter :].view(s, inter, hidden))
-            self.down[k:].copy_(down.view(hidden, s, inter).transpose(0, 1))
-        self._key = key
-
-    def __call__(self, x: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """x [1, H], routing weights [1, k] fp32 and expert ids [1, k] → routed + shared output [1, H]."""
-        k, moe = self.k, self.moe
-        torch.index_select(moe.gate_up_weight, 0, ids[0], out=self.gate_up[:k])
-        torch.index_select(moe.down_weight, 0, ids[0], out=self.down[:k])
-        h = moe._act(torch.matmul(self.gate_up, x[0]))  # [k + s, I]
-        y = torch.bmm(self.down, h.unsqueeze(-1)).squeeze(-1)  # [k + s, H]
-        self.weights[:k].copy_(weights[0])
-        return torch.matmul(self.weights.unsqueeze(0), y)

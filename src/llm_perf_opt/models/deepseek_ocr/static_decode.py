@@ -16,8 +16,7 @@ What makes the step capturable:
   Graphs are per (batch, bucket) either way, ``L = ceil((pos + 1) / bucket) · bucket`` (flash
   sizes its key splits by it); the host picks the bucket from the length it already knows.
 - MoE uses a dispatch whose shapes do not depend on the routing (``grouped_mm`` with device-side
-  offsets on CUDA bf16, gathered expert weights at batch 1 and elsewhere, the shared experts then
-  folded into the same gathered batch): :meth:`MoE.static_impl`, :class:`.mlp.OneTokenExperts`.
+  offsets on CUDA bf16, gathered expert weights elsewhere): :meth:`MoE.static_impl`.
 
 The cache is zero-initialised: masked slots still enter ``P·V`` with P = 0, and 0 · NaN from an
 uninitialised slot would poison the output.
@@ -43,7 +42,6 @@ import torch
 from llm_perf_opt.models.deepseek_ocr.common import sdpa_backends
 from llm_perf_opt.models.deepseek_ocr.decoder import DecoderLayer
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
-from llm_perf_opt.models.deepseek_ocr.mlp import MoE
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
 from llm_perf_opt.models.deepseek_ocr.step_attention import StepAttention, resolve_step_attention
 from llm_perf_opt.specs.execution import KV_BUCKET, bucket_capacity
@@ -99,7 +97,6 @@ class StaticDecoder:
             self.used_k = torch.zeros(batch, dtype=torch.int32, device=device)  # pos + 1, for flash
             self.offsets = StepAttention.offsets(batch, self.capacity, device)
         self.attention = resolve_step_attention(attention, device, model.dtype)
-        self.moes = [m for m in model.modules() if isinstance(m, MoE)]
         # Own references: the rotary cache may be replaced later, a captured graph must keep its inputs.
         self.cos, self.sin = model.model.rotary.tables(self.capacity, device, model.dtype)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
@@ -164,8 +161,6 @@ class StaticDecoder:
         self.ids.copy_(token_ids.reshape(self.batch))
         self.pos.fill_(position)
         self.used_k.fill_(position + 1)
-        for moe in self.moes:  # the batch-1 MoE's shared-expert copies follow weight changes (host check)
-            moe.refresh_one_token()
         graph = self.graphs.get(length)
         if graph is not None:
             graph.replay()
