@@ -208,7 +208,7 @@ def _execution_text(params: RooflineParams) -> str:
             f"step Σ over kernels max(compute, memory, {params.kernel_floor_us:g} µs floor) + one "
             f"{params.graph_launch_us:g} µs graph launch, no host term; flash attention reads the filled KV "
             "positions on B·h SMs (no key split); at batch 1 the MoE gathers its 6 experts' weights (a copy "
-            "written and read again) with the shared experts in the same batch. Vision and prefill are eager."
+            "written and read again). Vision and prefill are eager."
         )
     return (
         "Decode execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "
