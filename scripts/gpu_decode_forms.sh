@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
 RESULTS="${RESULTS:-tmp/gpu-forms}"
-mkdir -p "$RESULTS"
+RUNS="${RUNS_DIR:-/tmp/gpu-forms-runs}"  # run directories: many files, so they come back as one tarball
+mkdir -p "$RESULTS" "$RUNS"
 step() { echo "== $(date +%T) $*"; }
 
 step "versions"
@@ -42,13 +43,15 @@ for lever in "--step-attention sdpa" "--moe-impl gather" "--moe-impl grouped"; d
 done
 step "profile, graph decode, --trace"
 timeout 150 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode base \
-  --max-new-tokens 256 --decode-mode graph --trace --output-dir "$RESULTS/h200-ours-graph" --run-id h200-ours-graph --quiet
+  --max-new-tokens 256 --decode-mode graph --trace --output-dir "$RUNS/h200-ours-graph" --run-id h200-ours-graph --quiet
 echo "rc=$?"
 
 if [ -n "${VALIDATE_S:-}" ]; then
   step "validation matrix (graph), ${VALIDATE_S}s"
-  timeout $((VALIDATE_S + 150)) "$PY" -m llm_perf_opt experiment validate --out "$RESULTS/validation" \
+  timeout $((VALIDATE_S + 150)) "$PY" -m llm_perf_opt experiment validate --out "$RUNS/validation" \
     --executions graph --budget-s "$VALIDATE_S" --quiet
   echo "rc=$?"
 fi
+gzip -c "$RUNS/h200-ours-graph/trace.json" >"$RESULTS/trace.json.gz" 2>/dev/null
+tar czf "$RESULTS/runs.tgz" --exclude=inputs --exclude='trace*' -C "$RUNS" .
 ls -la "$RESULTS"
