@@ -18,7 +18,17 @@ from typing import ClassVar
 
 from attrs import frozen
 
-from llm_perf_opt.analytic.base import BaseLayer, Child, Cost
+from llm_perf_opt.analytic.base import BaseLayer, Child
+from llm_perf_opt.analytic.moe import (
+    DISPATCH_KERNELS,
+    GATHER_DISPATCH_KERNELS,
+    ROUTER_KERNELS,
+    ExpertMLP,
+    MoE,
+    MoEDispatch,
+    MoERouter,
+    expected_distinct_experts,
+)
 from llm_perf_opt.analytic.primitives import (
     AttentionCore,
     Elementwise,
@@ -29,16 +39,6 @@ from llm_perf_opt.analytic.primitives import (
     RMSNorm,
     RoPE,
     SwiGLU,
-)
-from llm_perf_opt.analytic.moe import (
-    DISPATCH_KERNELS,
-    GATHER_DISPATCH_KERNELS,
-    ROUTER_KERNELS,
-    ExpertMLP,
-    MoE,
-    MoEDispatch,
-    MoERouter,
-    expected_distinct_experts,
 )
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
