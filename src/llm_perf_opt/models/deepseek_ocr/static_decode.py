@@ -13,13 +13,13 @@ What makes the step capturable:
   with per-row key counts on CUDA, else a fixed *bucket* of the cache with an additive mask
   (0 / −inf after ``pos``, built once per step in the model dtype: a boolean mask would be turned
   into a float one inside every layer's attention call, three extra kernels per layer, measured).
-  Graphs are per (batch, bucket) either way, ``L = ceil((pos + 1) / bucket) · bucket`` (flash
-  sizes its key splits by it); the host picks the bucket from the length it already knows.
+  Graphs are per (batch, bucket) either way, ``L = ceil((pos + 1) / bucket) · bucket`` (flash's
+  static ``max_seqlen_k``); the host picks the bucket from the length it already knows.
 - MoE uses a dispatch whose shapes do not depend on the routing (``grouped_mm`` with device-side
   offsets on CUDA bf16, gathered expert weights elsewhere): :meth:`MoE.static_impl`.
 
-The cache is zero-initialised: masked slots still enter ``P·V`` with P = 0, and 0 · NaN from an
-uninitialised slot would poison the output.
+The cache is zero-initialised: in the masked forms, masked slots still enter ``P·V`` with P = 0,
+and 0 · NaN from an uninitialised slot would poison the output.
 
 Not done, measured: ``torch.compile`` of an earlier form of the step before capture (H200, torch
 2.11) cut batch-1 kernels from 573 to 380 per step and decode from 2.15 to 1.94 ms/token, but took
