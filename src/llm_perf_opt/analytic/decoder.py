@@ -9,7 +9,7 @@ The MoE (router, experts at their expected load, dispatch) is in :mod:`.moe`.
 Graph decode step (``kv_read`` > 0): attention is the varlen flash kernel over exactly the filled
 positions, not split over the keys (one kernel per layer, B·h CTAs); its per-row key counts are
 written by the host before each replay, together with the token ids and the position (three
-kernels outside the graph, :class:`StepInputs`).
+kernels outside the graph: the ``step_inputs`` child of :class:`DecoderStack`).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ GRAPH_STEP_INPUT_KERNELS = 3
 
 GREEDY_PICK_KERNELS = 6
 """generate's pick per step: EOS mask, two-pass argmax (chunk max, argmax, gather, add), store the id."""
+
 
 @frozen(kw_only=True, cache_hash=True)
 class DecoderAttention(BaseLayer):
