@@ -36,12 +36,24 @@ STEP_ATTENTIONS = ("auto", "flash", "sdpa", "matmul")
 
 @functools.cache
 def _flash_ok(device: torch.device) -> bool:
-    """The varlen flash kernel with ``seqused_k``: sm80+ CUDA builds of torch that ship flash attention."""
+    """The varlen flash kernel with ``seqused_k`` runs on ``device``: sm80+, the op in this torch build,
+    and a tiny probe call that does not raise (a build may lack kernels for a newer GPU, e.g. sm120)."""
     op = getattr(torch.ops.aten, "_flash_attention_forward", None)
-    if op is None or device.type != "cuda":
+    if op is None or device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 0):
         return False
-    args = {a.name for a in op.default._schema.arguments}
-    return "seqused_k" in args and torch.cuda.get_device_capability(device) >= (8, 0)
+    if "seqused_k" not in {a.name for a in op.default._schema.arguments}:
+        return False
+    try:
+        q = torch.zeros(1, 1, 64, device=device, dtype=torch.bfloat16)
+        k = torch.zeros(4, 1, 64, device=device, dtype=torch.bfloat16)
+        cu_q = torch.tensor([0, 1], dtype=torch.int32, device=device)
+        cu_k = torch.tensor([0, 4], dtype=torch.int32, device=device)
+        used = torch.tensor([2], dtype=torch.int32, device=device)
+        op(q, k, k, cu_q, cu_k, 1, 4, 0.0, False, False, seqused_k=used)
+        torch.cuda.synchronize(device)
+    except RuntimeError:
+        return False
+    return True
 
 
 def resolve_step_attention(impl: str, device: torch.device, dtype: torch.dtype) -> str:
