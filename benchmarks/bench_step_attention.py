@@ -2,9 +2,10 @@
 
 For each form (:data:`~llm_perf_opt.models.deepseek_ocr.step_attention.STEP_ATTENTIONS`), batch and
 filled length: a random bf16 cache of DeepSeek-OCR's decoder shape (10 heads × 128), one query per
-row, the output compared with fp32 softmax attention over the filled positions, then ``--layers``
-calls, each over its own cache (as the decoder's layers: one cache re-read would sit in L2), captured
-in one CUDA graph and replayed (CUDA events), as the decode step runs them.
+row sliced from a packed qkv tensor as in the model, the output compared with fp32 softmax attention
+over the filled positions, then ``--layers`` calls, each over its own cache (as the decoder's layers:
+one cache re-read would sit in L2), captured in one CUDA graph and replayed (CUDA events), as the
+decode step runs them.
 
     python benchmarks/bench_step_attention.py --batch 1 8 32 --filled 300 700
 """
@@ -34,7 +35,9 @@ def run(form: str, batch: int, filled: int, layers: int, heads: int, head_dim: i
     buf = torch.randn(layers, 2, batch, capacity, heads, head_dim, device=dev, dtype=torch.bfloat16, generator=gen)
     caches = [(buf[i, 0].transpose(1, 2), buf[i, 1].transpose(1, 2)) for i in range(layers)]  # KVCache.layer views
     keys, values = caches[0]
-    q = torch.randn(batch, heads, 1, head_dim, device=dev, dtype=torch.bfloat16, generator=gen)
+    # q as the model makes it: a head slice of the packed qkv projection, transposed (not contiguous)
+    qkv = torch.randn(batch, 1, 3 * heads, head_dim, device=dev, dtype=torch.bfloat16, generator=gen)
+    q = qkv[:, :, :heads].transpose(1, 2)
     pos = torch.tensor([filled - 1], device=dev)
     used = torch.full((batch,), filled, dtype=torch.int32, device=dev)
     length = bucket_capacity(filled)
