@@ -71,7 +71,7 @@ def run(form: str, batch: int, filled: int, layers: int, heads: int, head_dim: i
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--forms", nargs="+", default=[f for f in STEP_ATTENTIONS if f != "auto"])
+    ap.add_argument("--forms", nargs="+", choices=STEP_ATTENTIONS, default=[f for f in STEP_ATTENTIONS if f != "auto"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--filled", type=int, nargs="+", default=[300, 700])
     ap.add_argument("--layers", type=int, default=12, help="calls per captured graph (decoder layers)")

@@ -3,7 +3,7 @@
 #   1. bench_step_attention.py: flash / sdpa step attention, error vs fp32 and µs per layer;
 #   2. decode ms/token graph vs eager at batch 1/8/32 with the defaults, agreement check at batch 1 and 8;
 #   3. kernel census of a decode step with the defaults (graph and eager, batch 1 and 8);
-#   4. batch-1 graph decode with one lever undone at a time (sdpa attention; gathered / grouped MoE);
+#   4. batch-1 graph decode with one lever undone at a time (sdpa attention; grouped MoE);
 #   5. `profile --decode-mode graph --trace` (the docs/examples run);
 #   6. with VALIDATE_S=seconds: the graph validation matrix for that long (resumable: run it again).
 # Results go to $RESULTS (default tmp/gpu-forms) as they come.
@@ -35,7 +35,7 @@ step "kernel census (defaults)"
 timeout 150 "$PY" benchmarks/bench_decode_kernels.py --batch 1 8 --steps 16 >"$RESULTS/decode_kernels.jsonl"
 echo "rc=$?"
 
-for lever in "--step-attention sdpa" "--moe-impl gather" "--moe-impl grouped"; do
+for lever in "--step-attention sdpa" "--moe-impl grouped"; do
   name=$(echo "$lever" | tr -d '-' | tr ' ' '_')
   step "batch-1 graph decode with $lever"
   timeout 120 "$PY" benchmarks/bench_decode_modes.py --batch 1 --tokens 257 --repeats 3 --variants graph \

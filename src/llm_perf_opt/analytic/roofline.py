@@ -229,7 +229,7 @@ class Roofline:
 
         The step's varlen flash kernel runs one CTA per (sequence, head) for a single query and does
         not split the keys, so B·h CTAs stream the cache: at batch 1 that is 10 of 132 SMs on an
-        H200 (census: 14 µs per layer at ~400 keys, vs 9 µs for eager decode's split-KV kernel).
+        H200 (census: 14 µs per layer at ~300 keys, vs 9 µs for eager decode's split-KV kernel).
         1.0 for every other kernel, or when the SM count is unknown.
         """
         if not isinstance(layer, AttentionCore) or not layer.read_len or not self.hardware.sms:

@@ -35,6 +35,8 @@ EAGER_ATTENTION = 1 + 3 + 2 + 2 + 1 + 1
 GRAPH_ATTENTION = EAGER_ATTENTION - 1
 OUTSIDE = 1 + 1 + 1 + 6
 STEP_INPUTS = 3
+CENSUS_PER_STEP = {"eager": (490.0,), "graph": (384.0, 396.0)}
+"""Measured kernels per decode step, batch 1 (graph: the range the window normalisation allows)."""
 
 
 def _per_step(execution: str) -> int:
@@ -54,8 +56,10 @@ def test_kernels_per_decode_step(execution: str) -> None:
     stages = build_stages(DEEPSEEK_OCR, _workload(), execution=execution)
     assert stages["decode"].cost().kernels == 256 * _per_step(execution)
     assert _per_step("eager") == 489 and _per_step("graph") == 403
-    # within ±5% of the census: eager 490; graph 384–396 (see the module docstring)
-    assert abs(489 / 490 - 1) < 0.05 and abs(403 / 396 - 1) < 0.05 and abs(403 / 384 - 1) < 0.05
+    # the analytic tree's own count within ±5% of the census (see the module docstring)
+    per_step = stages["decode"].cost().kernels / 256
+    for measured in CENSUS_PER_STEP[execution]:
+        assert abs(per_step / measured - 1) < 0.05
 
 
 def test_batch_8_graph_step_uses_grouped_dispatch() -> None:

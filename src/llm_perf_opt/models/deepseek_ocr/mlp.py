@@ -138,7 +138,8 @@ class MoE(PackedModule):
       bf16 (the kernel's dtype), which is the decode-speed case.
     - ``loop``: one matmul pair per expert that got tokens; needs the group sizes on the host, so
       one device→host copy per layer. Any dtype/device; auto on CPU and non-bf16 CUDA.
-    - ``gather``: batched matmuls over per-pair gathered weights; shape-only, used on ``meta``.
+    - ``gather``: batched matmuls over per-pair gathered weights; shape-only, used on ``meta`` and
+      by the graph decode step at ≤ :data:`GATHER_MAX_PAIRS` token-expert pairs (batch 1).
 
     All three multiply exactly tokens·k expert matmuls, so FlopCounterMode counts the same FLOPs.
     """
