@@ -16,10 +16,11 @@ from torch.utils.flop_counter import flop_registry, register_flop_formula
 
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.models.deepseek_ocr.common import PackedModule, pack_parameters
+from llm_perf_opt.models.deepseek_ocr.moe_triton import fused_moe, fused_moe_ok
 from llm_perf_opt.specs.execution import GATHER_MAX_PAIRS
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
-MOE_IMPLS = ("auto", "grouped", "loop", "gather")
+MOE_IMPLS = ("auto", "grouped", "loop", "gather", "fused")
 """Routed-expert dispatch: see :class:`MoE`."""
 
 _GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
@@ -139,9 +140,14 @@ class MoE(PackedModule):
     - ``loop``: one matmul pair per expert that got tokens; needs the group sizes on the host, so
       one device→host copy per layer. Any dtype/device; auto on CPU and non-bf16 CUDA.
     - ``gather``: batched matmuls over per-pair gathered weights; shape-only, used on ``meta`` and
-      by the graph decode step at ≤ :data:`GATHER_MAX_PAIRS` token-expert pairs (batch 1).
+      by the graph decode step at ≤ :data:`GATHER_MAX_PAIRS` token-expert pairs (batch 1) where
+      ``fused`` does not run.
+    - ``fused``: the whole MoE, shared experts included, in three Triton kernels that read each
+      selected expert in place (:mod:`.moe_triton`); the graph decode step's pick at
+      ≤ :data:`GATHER_MAX_PAIRS` pairs on CUDA.
 
-    All three multiply exactly tokens·k expert matmuls, so FlopCounterMode counts the same FLOPs.
+    All of them multiply exactly tokens·k expert matmuls. FlopCounterMode counts them for every
+    dispatch but ``fused``, whose Triton kernels it cannot see (the analytic model has the FLOPs).
     """
 
     def __init__(self, spec: DecoderSpec) -> None:
@@ -186,12 +192,14 @@ class MoE(PackedModule):
         return "loop"
 
     def static_impl(self, x: torch.Tensor) -> str:
-        """A dispatch whose shapes do not depend on the routing: an explicit ``grouped`` or ``gather``
-        :attr:`impl`, else ``grouped`` where it runs and the step has more than
-        :data:`GATHER_MAX_PAIRS` token-expert pairs, else ``gather``."""
-        if self.impl in ("grouped", "gather"):
+        """A dispatch whose shapes do not depend on the routing: an explicit ``grouped``, ``gather`` or
+        ``fused`` :attr:`impl`, else ``grouped`` where it runs and the step has more than
+        :data:`GATHER_MAX_PAIRS` token-expert pairs, else ``fused`` where it runs, else ``gather``."""
+        if self.impl in ("grouped", "gather", "fused"):
             return self.impl
         pairs = x.reshape(-1, x.shape[-1]).shape[0] * self.gate.top_k
+        if pairs <= GATHER_MAX_PAIRS and self._fused_ok(x):
+            return "fused"
         if (
             pairs > GATHER_MAX_PAIRS
             and x.device.type == "cuda"
@@ -201,10 +209,25 @@ class MoE(PackedModule):
             return "grouped"
         return "gather"
 
+    def _fused_ok(self, x: torch.Tensor) -> bool:
+        """``fused`` runs here: the kernels work on this device, and the shared width is whole experts."""
+        shared = self.shared_experts
+        whole = shared is None or shared.intermediate % self.intermediate == 0
+        return x.device.type == "cuda" and whole and fused_moe_ok(x.device)
+
     def forward(self, x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
         """``impl`` overrides :attr:`impl` for this call (the static decode step passes its own)."""
         flat = x.reshape(-1, x.shape[-1])
         weights, ids = self.gate(flat)
+        if (impl or self.impl) == "fused":
+            if not self._fused_ok(flat):
+                raise UserError("the fused MoE needs Triton and a CUDA GPU (sm80+); use --moe-impl auto or gather")
+            shared = self.shared_experts
+            packed = None
+            if shared is not None:
+                assert shared.gate_up_weight is not None  # shared experts are always packed
+                packed = (shared.gate_up_weight, shared.down_proj.weight)
+            return fused_moe(flat, ids, weights, self.gate_up_weight, self.down_weight, packed).view_as(x)
         y = self.routed(flat, weights, ids, impl)
         if self.shared_experts is not None:
             y = y + self.shared_experts(flat)

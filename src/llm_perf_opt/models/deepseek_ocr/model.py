@@ -87,7 +87,7 @@ class DeepseekOCRForCausalLM(nn.Module):
                 setattr(module, "attn_impl", attn_impl)  # noqa: B010 (any module with the attribute)
 
     def set_moe_impl(self, impl: str) -> None:
-        """Routed-expert dispatch of every MoE layer: "auto", "grouped", "loop" or "gather" (see MoE)."""
+        """Routed-expert dispatch of every MoE layer: one of MOE_IMPLS (see MoE)."""
         if impl not in MOE_IMPLS:
             raise ValueError(f"unknown MoE implementation {impl!r}; valid: {', '.join(MOE_IMPLS)}")
         for module in self.modules():
