@@ -20,12 +20,19 @@ KV_BUCKET = 256
 more traffic), while a 2048-position context needs only 8 graphs."""
 
 
+FUSED_MAX_PAIRS = 48
+"""Token-expert pairs (tokens · k) up to which the graph decode step runs the whole MoE in the fused
+Triton kernels (each pair's expert weights read in place) instead of grouped GEMMs over all
+experts: batch ≤ 8 for DeepSeek-OCR (k = 6). H200, torch 2.11, one MoE layer with its shared
+experts (``benchmarks/bench_moe_kernels.py``): 38 / 53 / 72 / 102 µs fused vs 108 / 131 / 156 /
+194 µs grouped at 1 / 2 / 4 / 8 tokens. Fused reads one copy of an expert per pair (grouped: per
+distinct expert), so past some batch grouped wins."""
+
 GATHER_MAX_PAIRS = 8
-"""Token-expert pairs (tokens · k) up to which the graph decode step's MoE gathers the pairs' expert
-weights instead of running grouped GEMMs over all experts: batch 1 only for DeepSeek-OCR (k = 6).
-H200, torch 2.11, batch-1 graph decode: 1.666 ms/token gathered vs 1.881 grouped
-(``benchmarks/bench_decode_modes.py --moe-impl``); gathering copies every pair's weights, so it
-pays only while the pairs are few."""
+"""Where the fused kernels cannot run (no Triton, not CUDA): token-expert pairs up to which the graph
+step gathers the pairs' expert weights instead of running grouped GEMMs (batch 1 for DeepSeek-OCR).
+H200, torch 2.11, one MoE layer: 85 µs gathered vs 108 grouped at 1 token, 309 vs 194 at 8
+(``benchmarks/bench_moe_kernels.py``). Not in the analytic model, which assumes fused."""
 
 
 def bucket_capacity(length: int, bucket: int = KV_BUCKET) -> int:

@@ -60,11 +60,12 @@ def test_static_step_equals_dynamic_step_across_buckets(
 
 
 def test_step_attention_choice_is_checked(tiny_model: DeepseekOCRForCausalLM) -> None:
-    """On CPU ``auto`` is the masked SDPA; flash needs a GPU and an unknown form is a user error."""
+    """On CPU ``auto`` is the masked SDPA; split and flash need a GPU and an unknown form is a user error."""
     assert StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False).attention == "sdpa"
-    with pytest.raises(UserError, match="flash"):
-        StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False, attention="flash")
-    with pytest.raises(UserError, match="valid: auto, flash, sdpa, matmul"):
+    for gpu_only in ("split", "flash"):
+        with pytest.raises(UserError, match=f"'{gpu_only}' needs"):
+            StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False, attention=gpu_only)
+    with pytest.raises(UserError, match="valid: auto, split, flash, sdpa, matmul"):
         StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False, attention="paged")
 
 
@@ -79,6 +80,9 @@ def test_static_step_uses_routing_independent_moe(tiny_model: DeepseekOCRForCaus
     moe.impl = "grouped"  # an explicit routing-independent choice is honoured
     try:
         assert moe.static_impl(x) == "grouped"
+        moe.impl = "fused"  # the Triton kernels need a GPU: one clear error, not a Triton traceback
+        with pytest.raises(UserError, match="fused MoE needs Triton and a CUDA GPU"):
+            moe(x.unsqueeze(0))
     finally:
         moe.impl = "auto"
 

@@ -17,7 +17,7 @@ from torch.utils.flop_counter import flop_registry, register_flop_formula
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.models.deepseek_ocr.common import PackedModule, pack_parameters
 from llm_perf_opt.models.deepseek_ocr.moe_triton import fused_moe, fused_moe_ok
-from llm_perf_opt.specs.execution import GATHER_MAX_PAIRS
+from llm_perf_opt.specs.execution import FUSED_MAX_PAIRS, GATHER_MAX_PAIRS
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
 MOE_IMPLS = ("auto", "grouped", "loop", "gather", "fused")
@@ -144,7 +144,7 @@ class MoE(PackedModule):
       ``fused`` does not run.
     - ``fused``: the whole MoE, shared experts included, in three Triton kernels that read each
       selected expert in place (:mod:`.moe_triton`); the graph decode step's pick at
-      ≤ :data:`GATHER_MAX_PAIRS` pairs on CUDA.
+      ≤ :data:`FUSED_MAX_PAIRS` pairs (batch ≤ 8) on CUDA.
 
     All of them multiply exactly tokens·k expert matmuls. FlopCounterMode counts them for every
     dispatch but ``fused``, whose Triton kernels it cannot see (the analytic model has the FLOPs).
@@ -193,12 +193,13 @@ class MoE(PackedModule):
 
     def static_impl(self, x: torch.Tensor) -> str:
         """A dispatch whose shapes do not depend on the routing: an explicit ``grouped``, ``gather`` or
-        ``fused`` :attr:`impl`, else ``grouped`` where it runs and the step has more than
-        :data:`GATHER_MAX_PAIRS` token-expert pairs, else ``fused`` where it runs, else ``gather``."""
+        ``fused`` :attr:`impl`; else ``fused`` where it runs and the step has at most
+        :data:`FUSED_MAX_PAIRS` token-expert pairs; else ``grouped`` where it runs and the step has
+        more than :data:`GATHER_MAX_PAIRS` pairs; else ``gather``."""
         if self.impl in ("grouped", "gather", "fused"):
             return self.impl
         pairs = x.reshape(-1, x.shape[-1]).shape[0] * self.gate.top_k
-        if pairs <= GATHER_MAX_PAIRS and self._fused_ok(x):
+        if pairs <= FUSED_MAX_PAIRS and self._fused_ok(x):
             return "fused"
         if (
             pairs > GATHER_MAX_PAIRS

@@ -13,7 +13,8 @@ width (the shared SwiGLU of width S·I split into S column blocks):
 3. ``combine``: y = round(Σ_routed part) + round(Σ_shared part), rounded once more: the eager
    model's ``(routed sum in fp32 → dtype) + shared(x)``.
 
-Tiles are autotuned per shape on first use (outside any CUDA graph: the graph step's warm-up runs
+``ROUTED`` (pairs) is a runtime argument, so one compiled kernel serves every batch size; tiles are
+autotuned per shape on first use (outside any CUDA graph: the graph step's warm-up runs
 first) and the timings cached on disk by Triton. Triton is optional: without it, off CUDA or where
 the probe fails, the graph step gathers weights instead (:meth:`.mlp.MoE.static_impl`). CPU tests
 run the kernels in Triton's interpreter.
@@ -32,10 +33,12 @@ try:
 except ImportError:  # optional: the MoE falls back to gathered weights
     triton = None
 
-GATE_UP_TILES = [(n, k, w) for n in (4, 8, 16) for k in (128, 256, 512) for w in (4, 8)]
-"""(rows, reduction, warps) candidates of ``gate_up``; 896 rows / 8 = 112 CTAs per pair."""
+GATE_UP_TILES = [(n, k, w) for n in (4, 8, 16) for k in (128, 256) for w in (4, 8)]
+"""(rows, reduction, warps) candidates of ``gate_up``; 896 rows / 8 = 112 CTAs per pair. H200 sweep
+(``bench_moe_kernels.py --sweep``, 1 token): 37.6–44 µs per MoE layer over these; 512-wide reductions
+and 32-row tiles were no better (up to 54 µs) and are left out to keep first-use tuning short."""
 
-DOWN_TILES = [(n, k, w) for n in (4, 8, 16, 32) for k in (128, 256) for w in (4, 8)]
+DOWN_TILES = [(n, k, w) for n in (4, 8, 16) for k in (128, 256) for w in (4, 8)]
 """(rows, reduction, warps) candidates of ``down``; 1280 rows / 16 = 80 CTAs per pair."""
 
 COMBINE_BLOCK = 256
@@ -55,7 +58,7 @@ def _kernels() -> tuple[Any, Any, Any]:
     @triton.autotune(configs=_configs(GATE_UP_TILES), key=key, cache_results=True)
     @triton.jit
     def gate_up(x_ptr, routed_ptr, shared_ptr, ids_ptr, h_ptr, HIDDEN: tl.constexpr, INTER: tl.constexpr,
-                TOPK: tl.constexpr, ROUTED: tl.constexpr, SHARED: tl.constexpr, SHARED_ROWS: tl.constexpr,
+                TOPK: tl.constexpr, ROUTED, SHARED: tl.constexpr, SHARED_ROWS,
                 BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):  # fmt: skip
         pair = tl.program_id(0)
         rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -89,7 +92,7 @@ def _kernels() -> tuple[Any, Any, Any]:
     @triton.autotune(configs=_configs(DOWN_TILES), key=key, cache_results=True)
     @triton.jit
     def down(h_ptr, routed_ptr, shared_ptr, ids_ptr, weights_ptr, part_ptr, HIDDEN: tl.constexpr,
-             INTER: tl.constexpr, ROUTED: tl.constexpr, SHARED: tl.constexpr, SHARED_ROWS: tl.constexpr,
+             INTER: tl.constexpr, ROUTED, SHARED: tl.constexpr, SHARED_ROWS,
              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):  # fmt: skip
         pair = tl.program_id(0)
         rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -114,8 +117,8 @@ def _kernels() -> tuple[Any, Any, Any]:
         tl.store(part_ptr + pair * HIDDEN + rows, acc, mask=row_ok)
 
     @triton.jit
-    def combine(part_ptr, y_ptr, HIDDEN: tl.constexpr, TOPK: tl.constexpr, ROUTED: tl.constexpr,
-                SHARED: tl.constexpr, SHARED_ROWS: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+    def combine(part_ptr, y_ptr, HIDDEN: tl.constexpr, TOPK: tl.constexpr, ROUTED,
+                SHARED: tl.constexpr, HAS_SHARED: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
         token = tl.program_id(0)
         cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         ok = cols < HIDDEN
@@ -124,7 +127,7 @@ def _kernels() -> tuple[Any, Any, Any]:
         for j in tl.static_range(TOPK):
             routed += tl.load(part_ptr + (token * TOPK + j) * HIDDEN + cols, mask=ok, other=0.0)
         y = routed.to(out_ty).to(tl.float32)
-        if SHARED_ROWS > 0:
+        if HAS_SHARED:
             shared = tl.zeros([BLOCK], dtype=tl.float32)
             for s in tl.static_range(SHARED):
                 shared += tl.load(part_ptr + (ROUTED + token * SHARED + s) * HIDDEN + cols, mask=ok, other=0.0)
@@ -171,7 +174,7 @@ def fused_moe(
     _launch(gate_up, up_tile, pairs, inter, x, gate_up_weight, shared_gate_up, ids, h, TOPK=k, **sizes)
     _launch(down, down_tile, pairs, hidden, h, down_weight, shared_down, ids, weights, part, **sizes)
     grid = (n, triton.cdiv(hidden, COMBINE_BLOCK))
-    combine[grid](part, y, hidden, k, routed, chunks, shared_rows, COMBINE_BLOCK)
+    combine[grid](part, y, hidden, k, routed, chunks, shared_rows > 0, COMBINE_BLOCK)
     return y
 
 

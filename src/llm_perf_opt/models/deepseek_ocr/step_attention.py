@@ -6,6 +6,9 @@ layer, so the per-step work (a mask, or the per-row key counts) is paid once, no
 
 Forms (:data:`STEP_ATTENTIONS`; ``auto`` picks the first that runs):
 
+- ``split``: split-KV attention in two Triton kernels (:mod:`.attention_triton`): one CTA per block
+  of 64 keys of each (row, head), then a combine; reads the filled positions (``used_k`` on the
+  device). CUDA with Triton; checked against SDPA once per device before use.
 - ``flash``: the varlen flash-attention kernel with ``seqused_k`` = pos + 1 per row, so only the
   filled positions are read. It does not split the keys for a single query (B·h CTAs: 14 µs per
   layer at ~300 keys, batch 1, vs 8.9 µs for eager decode's split-KV kernel), but it beats the
@@ -29,8 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.models.deepseek_ocr.attention_triton import split_kv_attention, split_kv_ok
 
-STEP_ATTENTIONS = ("auto", "flash", "sdpa", "matmul")
+STEP_ATTENTIONS = ("auto", "split", "flash", "sdpa", "matmul")
 """Attention forms of the graph decode step (see the module docstring)."""
 
 
@@ -57,9 +61,14 @@ def _flash_ok(device: torch.device) -> bool:
 
 
 def resolve_step_attention(impl: str, device: torch.device, dtype: torch.dtype) -> str:
-    """``auto`` → ``flash`` where it runs, else ``sdpa``; checks explicit picks."""
+    """``auto`` → ``split``, else ``flash``, else ``sdpa``, the first that runs; checks explicit picks."""
     if impl not in STEP_ATTENTIONS:
         raise UserError(f"unknown decode-step attention {impl!r}; valid: {', '.join(STEP_ATTENTIONS)}")
+    split = device.type == "cuda" and split_kv_ok(device)
+    if impl == "split" and not split:
+        raise UserError("decode-step attention 'split' needs Triton and a CUDA GPU (sm80+)")
+    if impl == "auto" and split:
+        return "split"
     flash = _flash_ok(device) and dtype in (torch.float16, torch.bfloat16)
     if impl == "auto":
         return "flash" if flash else "sdpa"
@@ -85,7 +94,7 @@ class StepAttention:
     cu_k: torch.Tensor | None = None
     """[B + 1] int32 key offsets 0, C, 2C, … into the flattened [B·C, h, d] cache of capacity C (``flash``)."""
     used_k: torch.Tensor | None = None
-    """[B] int32 keys per row = pos + 1 (``flash``)."""
+    """[B] int32 keys per row = pos + 1 (``split``, ``flash``)."""
 
     @staticmethod
     def offsets(batch: int, capacity: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,6 +112,10 @@ class StepAttention:
         """``positions`` is a cached arange over the cache (the mask then needs no arange kernel).
         ``flash`` takes ``offsets`` (:meth:`offsets`) and ``used_k`` [B] int32 = pos + 1, which the
         host fills with ``pos`` before each replay, so the step itself spends no kernel on them."""
+        if impl == "split":
+            if used_k is None:
+                raise ValueError("split step attention needs the per-row key counts")
+            return cls(impl, length, used_k=used_k)
         if impl == "flash":
             if offsets is None or used_k is None:
                 raise ValueError("flash step attention needs the cache offsets and the per-row key counts")
@@ -116,6 +129,9 @@ class StepAttention:
 
         Returns [B, h, 1, d].
         """
+        if self.impl == "split":
+            assert self.used_k is not None
+            return split_kv_attention(q, keys, values, self.used_k, self.length)
         if self.impl == "flash":
             return self._flash(q, keys, values)
         k, v = keys[:, :, : self.length], values[:, :, : self.length]
