@@ -20,13 +20,14 @@ KV_BUCKET = 256
 more traffic), while a 2048-position context needs only 8 graphs."""
 
 
-FUSED_MAX_PAIRS = 48
+FUSED_MAX_PAIRS = 96
 """Token-expert pairs (tokens · k) up to which the graph decode step runs the whole MoE in the fused
 Triton kernels (each pair's expert weights read in place) instead of grouped GEMMs over all
-experts: batch ≤ 8 for DeepSeek-OCR (k = 6). H200, torch 2.11, one MoE layer with its shared
-experts (``benchmarks/bench_moe_kernels.py``): 38 / 53 / 72 / 102 µs fused vs 108 / 131 / 156 /
-194 µs grouped at 1 / 2 / 4 / 8 tokens. Fused reads one copy of an expert per pair (grouped: per
-distinct expert), so past some batch grouped wins."""
+experts: batch ≤ 16 for DeepSeek-OCR (k = 6). H200, torch 2.11, one MoE layer with its shared
+experts, random routing (``benchmarks/bench_moe_kernels.py``): fused 39 / 53 / 71 / 102 / 153 /
+250 µs vs grouped 109 / 131 / 157 / 195 / 233 / 271 µs at 1 / 2 / 4 / 8 / 16 / 32 tokens. Fused
+reads one copy of an expert per pair (grouped: one per distinct expert), so the more tokens share
+experts (real routing is skewed), the sooner grouped wins: batch 32 stays grouped."""
 
 GATHER_MAX_PAIRS = 8
 """Where the fused kernels cannot run (no Triton, not CUDA): token-expert pairs up to which the graph

@@ -144,7 +144,7 @@ class MoE(PackedModule):
       ``fused`` does not run.
     - ``fused``: the whole MoE, shared experts included, in three Triton kernels that read each
       selected expert in place (:mod:`.moe_triton`); the graph decode step's pick at
-      ≤ :data:`FUSED_MAX_PAIRS` pairs (batch ≤ 8) on CUDA.
+      ≤ :data:`FUSED_MAX_PAIRS` pairs (batch ≤ 16) on CUDA.
 
     All of them multiply exactly tokens·k expert matmuls. FlopCounterMode counts them for every
     dispatch but ``fused``, whose Triton kernels it cannot see (the analytic model has the FLOPs).
