@@ -206,9 +206,10 @@ def _execution_text(params: RooflineParams) -> str:
         return (
             "Decode execution: graph (the default) — the decode step is replayed from captured CUDA graphs: per "
             f"step Σ over kernels max(compute, memory, {params.kernel_floor_us:g} µs floor) + one "
-            f"{params.graph_launch_us:g} µs graph launch, no host term; flash attention reads the filled KV "
-            "positions on B·h SMs (no key split); at batch 1 the MoE gathers its 6 experts' weights (a copy "
-            "written and read again). Vision and prefill are eager."
+            f"{params.graph_launch_us:g} µs graph launch, no host term; split-KV attention reads the filled KV "
+            "positions (B·h·⌈L/64⌉ CTAs); up to 96 token-expert pairs (batch 16) the MoE runs in three fused "
+            "Triton kernels that read one copy of an expert's weights per pair, shared experts included. "
+            "Vision and prefill are eager."
         )
     return (
         "Decode execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "

@@ -6,10 +6,12 @@ Logits come from the last position of each sequence only (:class:`LMHead`).
 
 The MoE (router, experts at their expected load, dispatch) is in :mod:`.moe`.
 
-Graph decode step (``kv_read`` > 0): attention is the varlen flash kernel over exactly the filled
-positions, not split over the keys (one kernel per layer, B·h CTAs); its per-row key counts are
-written by the host before each replay, together with the token ids and the position (three
-kernels outside the graph: the ``step_inputs`` child of :class:`DecoderStack`).
+Graph decode step (``kv_read`` > 0): attention is the split-KV Triton kernel pair over exactly the
+filled positions (two kernels per layer, B·h·⌈L/64⌉ CTAs); its per-row key counts are written by
+the host before each replay, together with the token ids and the position (three kernels outside
+the graph: the ``step_inputs`` child of :class:`DecoderStack`). The attention output is already in
+o_proj's layout, so there is no head-merge copy at batch 1; at batch > 1 one strided copy per layer
+remains (census).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from attrs import frozen
 from llm_perf_opt.analytic.base import BaseLayer, Child
 from llm_perf_opt.analytic.moe import (
     DISPATCH_KERNELS,
-    GATHER_DISPATCH_KERNELS,
+    FUSED_DISPATCH_KERNELS,
     ROUTER_KERNELS,
     ExpertMLP,
     MoE,
@@ -44,7 +46,7 @@ from llm_perf_opt.specs.model_spec import DecoderSpec
 
 __all__ = [
     "DISPATCH_KERNELS",
-    "GATHER_DISPATCH_KERNELS",
+    "FUSED_DISPATCH_KERNELS",
     "ROUTER_KERNELS",
     "DecoderAttention",
     "DecoderLayer",
@@ -61,8 +63,9 @@ DA = "decoder_attention"
 ATTENTION_KERNELS_SPLIT_KV = 2
 """Eager decode attention: flash split-KV kernel + combine (same census)."""
 
-ATTENTION_KERNELS_GRAPH = 1
-"""Graph decode attention: the varlen flash kernel with per-row key counts, unsplit (same census)."""
+ATTENTION_KERNELS_GRAPH = 2
+"""Graph decode attention: the split-KV Triton kernels, per-block partials + combine (H200 census of the
+step, torch 2.11, Triton 3.6)."""
 
 GRAPH_STEP_INPUT_KERNELS = 3
 """Graph decode, once per step outside the graph: token ids copied in, position and key counts filled."""
@@ -142,6 +145,7 @@ class DecoderAttention(BaseLayer):
                     label="transpose heads back (copy)",
                     elements=t * hq,
                     flops_per_element=0.0,
+                    kernels=0 if self.kv_read and b == 1 else 1,
                     op_category=DA,
                 ),
             ),

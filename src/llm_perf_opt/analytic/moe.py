@@ -9,8 +9,10 @@ every token runs k experts.
 
 Dispatch (:class:`MoEDispatch`) follows the runnable model (``models/deepseek_ocr/mlp.py``): grouped
 GEMMs over all experts, except in the graph decode step with at most
-:data:`~llm_perf_opt.specs.execution.GATHER_MAX_PAIRS` token-expert pairs, which gathers the pairs'
-expert weights (a copy written and read again) and runs batched matmuls.
+:data:`~llm_perf_opt.specs.execution.FUSED_MAX_PAIRS` token-expert pairs, which runs the whole MoE,
+shared experts included, in three Triton kernels that read each pair's expert weights in place
+(one copy per pair, so there the weight reads follow the pairs, not the distinct experts). The
+runnable model's fallback where Triton cannot run (gathered weights) is not modelled.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from attrs import frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Child, Cost
 from llm_perf_opt.analytic.primitives import Elementwise, SwiGLU
-from llm_perf_opt.specs.execution import GATHER_MAX_PAIRS
+from llm_perf_opt.specs.execution import FUSED_MAX_PAIRS
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
 MOE, ROUTER = "moe_experts", "moe_router"
@@ -30,10 +32,10 @@ DISPATCH_KERNELS = 18
 torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather, searchsorted,
 2 × (grouped-GEMM setup + GEMM), silu, mul, index_copy back, × weights in fp32, sum over k, cast, 3 copies."""
 
-GATHER_DISPATCH_KERNELS = 11
-"""Gathered-weights MoE of the graph decode step at ≤ GATHER_MAX_PAIRS token-expert pairs (batch 1;
-census of the step, H200, torch 2.11): x expanded to the pairs (copy), 2 × (weight gather + batched
-matmul), silu, mul, × weights in fp32 (cast, mul), sum over k, cast back."""
+FUSED_DISPATCH_KERNELS = 3
+"""Fused MoE of the graph decode step at ≤ FUSED_MAX_PAIRS token-expert pairs (census of the step,
+H200, torch 2.11, Triton 3.6): gate-up + SwiGLU, down (fp32 partials per pair), combine (routed sum,
+shared sum, add). The shared experts run inside them: no kernels of their own, no separate add."""
 
 ROUTER_KERNELS = 5
 """MoEGate at decode (same census): x cast to fp32 (W_g's fp32 copy is cached), the fp32 GEMV
@@ -80,7 +82,8 @@ class ExpertMLP(BaseLayer):
     """One routed expert (SwiGLU of width I) at its EXPECTED load: t = T·k/E tokens, touched with probability p.
 
     p = 1 − (1 − k/E)^T, so E experts × p = the expected distinct experts; weight reads scale
-    with p, FLOPs with t. Resident weights are always 3·D·I. Launches are those of the grouped
+    with p, FLOPs with t. The fused dispatch reads one copy per pair and passes p = T·k/E (reads
+    per expert, which may exceed 1). Resident weights are always 3·D·I. Launches are those of the grouped
     matmuls shared by all experts, counted in :class:`MoEDispatch`.
     """
 
@@ -112,31 +115,44 @@ class ExpertMLP(BaseLayer):
 class MoEDispatch(BaseLayer):
     """Token permutation to experts, the grouped expert launches, and the weighted combine back.
 
-    ``gathered_weight_bytes`` > 0: the graph step's gathered dispatch, which copies every pair's
-    expert weights (written, then read again by the batched matmuls) on top of the one read that
-    the experts' own leaves charge.
+    ``fused_pairs`` > 0: the graph step's fused kernels instead, which write each pair's SwiGLU
+    output (model dtype) and its fp32 down-projection partial, and read both back once.
     """
 
     tokens: int
     top_k: int
     hidden: int
-    gathered_weight_bytes: float = 0.0
-    """Bytes of expert weights the gathered dispatch copies (all pairs); 0 = grouped GEMMs."""
+    fused_pairs: int = 0
+    """Pairs the fused kernels run (routed token-expert pairs + shared-expert blocks); 0 = grouped GEMMs."""
+    fused_inter: int = 0
+    """Width of one fused pair (the routed expert's intermediate size)."""
 
     DEFAULT_CATEGORY: ClassVar[str] = MOE
-    formula: ClassVar[str] = "non-matmul 2·T·k·D (scale, sum); traffic ≈ (8·T·k + 2·T)·D·a (gather, cat, scatter)"
+    formula: ClassVar[str] = (
+        "non-matmul 2·T·k·D (scale, sum); traffic ≈ (8·T·k + 2·T)·D·a (gather, cat, scatter); "
+        "fused: P·(I·a + 4·D) written and read (P pairs)"
+    )
 
     def leaf_cost(self) -> Cost:
-        """Gather T·k rows, concatenate expert outputs, scatter back, scale by weights and sum over k."""
+        """Grouped: gather T·k rows, concatenate expert outputs, scatter back, scale and sum over k.
+        Fused: the per-pair intermediates only (the kernels read x and write y once)."""
         t, k, d, p = self.tokens, self.top_k, self.hidden, self.prec
         rows = t * k * d
-        copied = self.gathered_weight_bytes
+        if self.fused_pairs:
+            scratch = self.fused_pairs * (self.fused_inter * p.a + 4 * d)
+            return self.make_cost(
+                vector_flops=2.0 * rows,
+                bytes_read=scratch + t * d * p.a,
+                bytes_written=scratch + t * d * p.a,
+                activation_bytes=scratch,
+                kernels=FUSED_DISPATCH_KERNELS,
+            )
         return self.make_cost(
             vector_flops=2.0 * rows,
-            bytes_read=(4 * rows + t * d) * p.a + copied,
-            bytes_written=(4 * rows + t * d) * p.a + copied,
+            bytes_read=(4 * rows + t * d) * p.a,
+            bytes_written=(4 * rows + t * d) * p.a,
             activation_bytes=(2 * rows + t * d) * p.a,
-            kernels=GATHER_DISPATCH_KERNELS if copied else DISPATCH_KERNELS,
+            kernels=DISPATCH_KERNELS,
         )
 
 
@@ -147,52 +163,59 @@ class MoE(BaseLayer):
     tokens: int
     dec: DecoderSpec
     graph_step: bool = False
-    """Inside the graph decode step: gathered dispatch at ≤ GATHER_MAX_PAIRS token-expert pairs."""
+    """Inside the graph decode step: the fused dispatch at ≤ FUSED_MAX_PAIRS token-expert pairs."""
 
     DEFAULT_CATEGORY: ClassVar[str] = MOE
     formula: ClassVar[str] = (
         "FLOPs per token = 2·D·E + k·6·D·I + 6·D·I_shared (55.2 MF for DeepSeek-OCR); "
-        "weights read = D_distinct·3·D·I + shared + gate"
+        "weights read = D_distinct·3·D·I + shared + gate (fused: T·k·3·D·I, one copy per pair)"
     )
 
     def build_children(self) -> tuple[Child, ...]:
         c, t = self.dec, self.tokens
-        e, k, d = c.n_routed_experts, c.num_experts_per_tok, c.hidden_size
-        p_touch = expected_distinct_experts(t, e, k) / e
+        e, k, d, i = c.n_routed_experts, c.num_experts_per_tok, c.hidden_size, c.moe_intermediate_size
+        fused = self._fused()
+        # Fused kernels read one copy of an expert per pair: T·k expert reads = E experts × (T·k/E).
+        p_touch = t * k / e if fused else expected_distinct_experts(t, e, k) / e
+        shared_blocks = c.shared_intermediate_size // i if c.n_shared_experts else 0
+        dispatch = self.sub(
+            MoEDispatch, tokens=t, top_k=k, hidden=d,
+            fused_pairs=t * (k + shared_blocks) if fused else 0, fused_inter=i if fused else 0,
+        )  # fmt: skip
         kids = [
             Child(
                 name="gate",
                 layer=self.sub(MoERouter, tokens=t, hidden=d, experts=e, top_k=k, norm_topk=c.norm_topk_prob),
             ),
-            Child(
-                name="dispatch_combine",
-                layer=self.sub(MoEDispatch, tokens=t, top_k=k, hidden=d, gathered_weight_bytes=self._gathered_bytes()),
-            ),
+            Child(name="dispatch_combine", layer=dispatch),
             Child(
                 name="experts",
                 repetition="parfor",
                 count=e,
-                layer=self.sub(
-                    ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=c.moe_intermediate_size
-                ),
+                layer=self.sub(ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=i),
             ),
         ]
-        if c.n_shared_experts:
-            kids += [
-                Child(
-                    name="shared_experts",
-                    layer=self.sub(SwiGLU, tokens=t, hidden=d, inter=c.shared_intermediate_size, op_category=MOE),
-                ),
-                Child(
-                    name="shared_add",
-                    layer=self.sub(Elementwise, label="routed + shared", elements=t * d, reads=2, op_category=MOE),
-                ),
-            ]
-        return tuple(kids)
+        if not c.n_shared_experts:
+            return tuple(kids)
+        if fused:  # computed inside the fused kernels: the work of a SwiGLU, no launches of its own
+            shared: BaseLayer = self.sub(
+                ExpertMLP, tokens=float(t), touch_prob=1.0, hidden=d, inter=c.shared_intermediate_size
+            )
+            return (*kids, Child(name="shared_experts", layer=shared))
+        return (
+            *kids,
+            Child(
+                name="shared_experts",
+                layer=self.sub(SwiGLU, tokens=t, hidden=d, inter=c.shared_intermediate_size, op_category=MOE),
+            ),
+            Child(
+                name="shared_add",
+                layer=self.sub(Elementwise, label="routed + shared", elements=t * d, reads=2, op_category=MOE),
+            ),
+        )
 
-    def _gathered_bytes(self) -> float:
-        """Expert weight bytes the graph step's gathered dispatch copies: T·k experts × 3·D·I (0 = grouped)."""
-        c, t = self.dec, self.tokens
-        if not self.graph_step or t * c.num_experts_per_tok > GATHER_MAX_PAIRS:
-            return 0.0
-        return float(t * c.num_experts_per_tok * 3 * c.hidden_size * c.moe_intermediate_size * self.prec.w)
+    def _fused(self) -> bool:
+        """The graph step's fused dispatch: at most FUSED_MAX_PAIRS token-expert pairs, shared width whole experts."""
+        c = self.dec
+        whole = not c.n_shared_experts or c.shared_intermediate_size % c.moe_intermediate_size == 0
+        return self.graph_step and whole and self.tokens * c.num_experts_per_tok <= FUSED_MAX_PAIRS

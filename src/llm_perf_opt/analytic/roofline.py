@@ -50,6 +50,7 @@ from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
 from llm_perf_opt.data.analytic_inputs import DEFAULT_COMPUTE_EFFICIENCY as DEFAULT_COMPUTE_EFFICIENCY
 from llm_perf_opt.data.analytic_inputs import RooflineParams as RooflineParams
 from llm_perf_opt.hardware.table import HardwareSpec
+from llm_perf_opt.specs.execution import SPLIT_KV_BLOCK
 
 
 class Timing:
@@ -225,16 +226,16 @@ class Roofline:
         return t
 
     def _sm_share(self, layer: BaseLayer) -> float:
-        """Share of the SMs (and so of the bandwidth) the graph step's attention kernel can use.
+        """Share of the SMs (and so of the bandwidth) the graph step's attention kernels can use.
 
-        The step's varlen flash kernel runs one CTA per (sequence, head) for a single query and does
-        not split the keys, so B·h CTAs stream the cache: at batch 1 that is 10 of 132 SMs on an
-        H200 (census: 14 µs per layer at ~300 keys, vs 9 µs for eager decode's split-KV kernel).
+        The step's split-KV attention runs one CTA per block of SPLIT_KV_BLOCK filled keys of each
+        (sequence, head): B·h·⌈L/64⌉ CTAs, e.g. 50 of 132 SMs on an H200 at batch 1 and ~300 keys.
         1.0 for every other kernel, or when the SM count is unknown.
         """
         if not isinstance(layer, AttentionCore) or not layer.read_len or not self.hardware.sms:
             return 1.0
-        return min(1.0, layer.batch * layer.heads / self.hardware.sms)
+        blocks = -(-layer.read_len // SPLIT_KV_BLOCK)
+        return min(1.0, layer.batch * layer.heads * blocks / self.hardware.sms)
 
     def _leaf(self, layer: BaseLayer) -> Timing:
         if self._in_graph(layer):

@@ -36,6 +36,11 @@ H200, torch 2.11, one MoE layer: 85 µs gathered vs 108 grouped at 1 token, 309 
 (``benchmarks/bench_moe_kernels.py``). Not in the analytic model, which assumes fused."""
 
 
+SPLIT_KV_BLOCK = 64
+"""Keys per CTA of the graph step's split-KV attention (``split`` form): B·h·⌈L/64⌉ CTAs for L filled
+positions, e.g. 50 at batch 1 and ~300 keys."""
+
+
 def bucket_capacity(length: int, bucket: int = KV_BUCKET) -> int:
     """``length`` rounded up to a whole number of buckets (at least one bucket)."""
     return max(1, -(-length // bucket)) * bucket

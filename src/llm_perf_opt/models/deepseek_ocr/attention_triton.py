@@ -22,14 +22,17 @@ from typing import Any
 
 import torch
 
+from llm_perf_opt.specs.execution import SPLIT_KV_BLOCK
+
 try:
     import triton
     import triton.language as tl
 except ImportError:  # optional: the step attention falls back to flash / sdpa
     triton = None
 
-BLOCK_L = 64
-"""Keys per CTA: at batch 1 and a 512-position bucket, 8 blocks × 10 heads = 80 CTAs."""
+BLOCK_L = SPLIT_KV_BLOCK
+"""Keys per CTA (shared with the analytic model): at batch 1 and a 512-position bucket, 8 blocks × 10
+heads = 80 CTAs, of which those past the filled keys load nothing."""
 
 REDUCE_BLOCK = 16
 """Blocks combined per iteration of ``reduce``."""
