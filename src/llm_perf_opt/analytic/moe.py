@@ -129,12 +129,12 @@ class MoEDispatch(BaseLayer):
 
     DEFAULT_CATEGORY: ClassVar[str] = MOE
     formula: ClassVar[str] = (
-        "non-matmul 2·T·k·D (scale, sum); traffic ≈ (8·T·k + 2·T)·D·a (gather, cat, scatter); "
-        "fused: P·(I·a + 4·D) written and read (P pairs)"
+        "non-matmul 2·T·k·D (scale, sum); traffic T·k·D·(5a + 16) + T·D·(8 + a) (gather, scatter, fp32 "
+        "combine); fused: P·(I·a + 4·D) written and read (P pairs)"
     )
 
     def leaf_cost(self) -> Cost:
-        """Grouped: gather T·k rows, concatenate expert outputs, scatter back, scale and sum over k.
+        """Grouped: gather T·k rows to expert order, scatter the outputs back, scale and sum over k in fp32.
         Fused: the per-pair intermediates only (the kernels read x and write y once)."""
         t, k, d, p = self.tokens, self.top_k, self.hidden, self.prec
         rows = t * k * d
@@ -147,11 +147,16 @@ class MoEDispatch(BaseLayer):
                 activation_bytes=scratch,
                 kernels=FUSED_DISPATCH_KERNELS,
             )
+        # The runnable model's grouped path (mlp.MoE.routed): rows gathered to expert order
+        # (index_select), scattered back (index_copy_), then the combine in fp32 as the official code
+        # does it: .float(), × weights, sum over k, cast back. Bytes per step, a = activation width:
+        # read Tk·D·(3a + 8) + 4·T·D, written Tk·D·(2a + 8) + T·D·(4 + a).
+        f32 = 4
         return self.make_cost(
             vector_flops=2.0 * rows,
-            bytes_read=(4 * rows + t * d) * p.a,
-            bytes_written=(4 * rows + t * d) * p.a,
-            activation_bytes=(2 * rows + t * d) * p.a,
+            bytes_read=rows * (3 * p.a + 2 * f32) + t * d * f32,
+            bytes_written=rows * (2 * p.a + 2 * f32) + t * d * (f32 + p.a),
+            activation_bytes=rows * (p.a + 2 * f32) + t * d * p.a,
             kernels=DISPATCH_KERNELS,
         )
 

@@ -359,7 +359,9 @@ class SwiGLU(BaseLayer):
     inter: int
 
     DEFAULT_CATEGORY: ClassVar[str] = "dense_mlp"
-    formula: ClassVar[str] = "FLOPs = 3 · 2·T·D·I (gate|up packed, down); non-matmul ≈ 5·T·I (silu, mul)"
+    formula: ClassVar[str] = (
+        "FLOPs = 3 · 2·T·D·I (gate|up packed, down); non-matmul ≈ 5·T·I (silu, mul: 3 reads + 2 writes of T·I)"
+    )
 
     def build_children(self) -> tuple[Child, ...]:
         cat = self.op_category or self.DEFAULT_CATEGORY
@@ -375,8 +377,8 @@ class SwiGLU(BaseLayer):
                     Elementwise,
                     label="silu(gate)·up",
                     elements=t * i,
-                    reads=2,
-                    writes=1,
+                    reads=3,  # silu reads gate and writes its output; the product reads it and up
+                    writes=2,
                     flops_per_element=5.0,
                     kernels=2,
                     op_category=cat,

@@ -163,6 +163,8 @@ class Roofline:
         self.params = params
         self.flops_per_s, self.bytes_per_s = peak_rates(hardware, params, compute_dtype)
         self.broadcast_bytes_per_s = hardware.bandwidth_tbs * 1e12 * params.broadcast_bandwidth_efficiency
+        # Kernels without matmuls move their bytes at their own (lower) share of the bandwidth.
+        self.elementwise_bytes_per_s = self.bytes_per_s * params.elementwise_bandwidth_efficiency
         self.bytes_per_s *= params.bandwidth_efficiency
         self.stage_overhead_s = params.stage_overhead_us * 1e-6
         self.stage_host_s = params.stage_host_overhead_us * 1e-6
@@ -184,7 +186,8 @@ class Roofline:
             eff = self.params.efficiency(layer.category)
         compute = cost.executed_flops / (self.flops_per_s * eff)
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
-        memory = (cost.bytes_moved - slow) / self.bytes_per_s + slow / self.broadcast_bytes_per_s
+        rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
+        memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s
         return compute, memory, cost.kernels * self.launch_s
 
     def _in_graph(self, layer: BaseLayer) -> bool:

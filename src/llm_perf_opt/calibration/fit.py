@@ -66,6 +66,9 @@ TAU = {
     # Measured per kernel family on the H200 (RooflineParams docs): a calibration run should only nudge them.
     "biased_attention_efficiency": 0.3,
     "broadcast_bandwidth_efficiency": 0.3,
+    # Measured from a GPU-bound prefill; trades off against the MoE GEMMs' efficiency in prefill stage
+    # times, so a wide prior would let a fit move one for the other.
+    "elementwise_bandwidth_efficiency": 0.05,
 }
 """Prior widths (standard deviation of log θ); other float fields get 1.0."""
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")

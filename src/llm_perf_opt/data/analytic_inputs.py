@@ -186,6 +186,14 @@ class RooflineParams:
     pages in the same table; 12 bias adds write 1.80 GB per page (2.74 ms per page once the 24 residual
     adds are charged at full bandwidth): 0.655 TB/s of 4.8."""
 
+    elementwise_bandwidth_efficiency: float = field(default=0.40, converter=float, validator=_check_fraction)
+    """Fraction of the DRAM bandwidth peak reached by kernels without matmuls (elementwise, copies, gathers,
+    scatters, reductions), whose operands in this model are often broadcast or strided (torch's
+    non-vectorised kernels). 0.40 on the H200: the decoder prefill of 8 Gundam A4 pages (7,304 tokens,
+    GPU-bound) spent 16.2 ms in such operators (aten::mul, copy_, index_copy_, silu, roll, sum, addcmul,
+    sort, gather, add, rms_norm) for bytes the model puts at 7.3 ms at 90% of the peak
+    (docs/validation/h200/prefill-b8/gundam-b8). Matmul operands stream at ``bandwidth_efficiency``."""
+
     def __attrs_post_init__(self) -> None:
         # The one place of this rule: the official generate has no graph path, its decode runs eager
         # (reports built, evolved, loaded or swept all carry the execution that was modelled).

@@ -12,7 +12,8 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
   ``roofline.use_achievable_peaks``, ``roofline.kernel_floor_us``, ``roofline.graph_launch_us``, the eager
   stages' ``roofline.stage_host_overhead_us``, ``roofline.stage_overhead_us``,
   ``roofline.biased_attention_efficiency``, ``roofline.broadcast_bandwidth_efficiency``,
-  ``roofline.compute_efficiency`` (every category at once) and ``roofline.compute_efficiency.<category>``.
+  ``roofline.elementwise_bandwidth_efficiency``, ``roofline.compute_efficiency`` (every category at once)
+  and ``roofline.compute_efficiency.<category>``.
 
 Values come as text from the command line or typed from Python; both go through the same parser,
 and a bad one is a :class:`~llm_perf_opt.errors.UserError` naming the key and the value. Overrides
@@ -191,6 +192,8 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="roofline.broadcast_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
                 parse=_float_parser(0.0, 1.0)),
+        KeyInfo(name="roofline.elementwise_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
+                parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="roofline.compute_efficiency", group=ROOFLINE, expects=EFFICIENCY_RANGE + " (every category)",
                 parse=_float_parser(0.0, 2.0)),
     ]
@@ -286,7 +289,8 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
                  "kernel_floor_us", "graph_launch_us", "stage_host_overhead_us", "stage_overhead_us",
                  "expert_host_overhead_us",
-                 "biased_attention_efficiency", "broadcast_bandwidth_efficiency"):
+                 "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
+                 "elementwise_bandwidth_efficiency"):
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]
     if "execution" in parsed:

@@ -99,3 +99,30 @@ def test_prefill_causal_attention_executes_the_lower_triangle() -> None:
     core = {c.name: c.layer for c in attn.children()}["sdpa"]
     assert core.forward_flops() == 4 * p * p * 1280
     assert core.cost().executed_flops == 4 * 1280 * p * (p + 1) / 2
+
+
+def test_grouped_dispatch_bytes_follow_the_runnable_combine() -> None:
+    # mlp.MoE.routed at T tokens, k experts, width D, bf16 (a = 2), fp32 combine (4 B), by hand per step:
+    #   index_select to expert order   read T·k·D·a        write T·k·D·a
+    #   index_copy_ back to token order read T·k·D·a        write T·k·D·a
+    #   .float()                       read T·k·D·a        write T·k·D·4
+    #   × router weights               read T·k·D·4        write T·k·D·4
+    #   sum over k                     read T·k·D·4        write T·D·4
+    #   cast back                      read T·D·4          write T·D·a
+    from llm_perf_opt.analytic.moe import MoEDispatch
+
+    t, k, d = 100, 6, 1280
+    cost = MoEDispatch(tokens=t, top_k=k, hidden=d).cost()
+    rows = t * k * d
+    assert cost.bytes_read == 2 * rows + 2 * rows + 2 * rows + 4 * rows + 4 * rows + 4 * t * d
+    assert cost.bytes_written == 2 * rows + 2 * rows + 4 * rows + 4 * rows + 4 * t * d + 2 * t * d
+    assert cost.kernels == 18
+
+
+def test_swiglu_activation_reads_and_writes_the_silu_intermediate() -> None:
+    # silu(gate) reads gate and writes s; s · up reads both and writes h: 3 reads + 2 writes of T·I (bf16).
+    from llm_perf_opt.analytic.primitives import SwiGLU
+
+    t, d, i = 10, 1280, 6848
+    act = dict((c.name, c) for c in SwiGLU(tokens=t, hidden=d, inter=i).children())["act_fn"].layer.cost()
+    assert (act.bytes_read, act.bytes_written, act.kernels) == (3 * t * i * 2, 2 * t * i * 2, 2)

@@ -13,8 +13,8 @@ import attrs
 import pytest
 
 from llm_perf_opt.analytic.api import stage_totals
-from llm_perf_opt.analytic.moe import MoE
 from llm_perf_opt.analytic.deepseek_ocr import build_stages
+from llm_perf_opt.analytic.moe import MoE
 from llm_perf_opt.data.analytic_inputs import RooflineParams
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import load_hardware

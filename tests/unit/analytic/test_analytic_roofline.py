@@ -35,7 +35,8 @@ def test_compute_bound_linear() -> None:
 
 
 def test_memory_and_launch_bound() -> None:
-    rl = Roofline(TOY, RooflineParams(bandwidth_efficiency=0.5, launch_overhead_us=5.0), "bf16")
+    params = RooflineParams(bandwidth_efficiency=0.9, elementwise_bandwidth_efficiency=0.5, launch_overhead_us=5.0)
+    rl = Roofline(TOY, params, "bf16")
     big = Elementwise(label="copy", elements=1e9)
     t = rl.time(big)
     assert t.memory_s == pytest.approx(2 * 2e9 / 0.5e12)
@@ -43,6 +44,19 @@ def test_memory_and_launch_bound() -> None:
     tiny = Elementwise(label="copy", elements=10)
     assert rl.time(tiny).bound == "launch"
     assert rl.time(tiny).total_s == pytest.approx(40 / 0.5e12 + 5e-6)
+
+
+def test_kernels_without_matmuls_move_bytes_at_the_elementwise_share_of_the_bandwidth() -> None:
+    # Same 2 MB either way: a copy (no matmul) at 40% of 1 TB/s, a GEMV's weight stream at 90%.
+    params = RooflineParams(bandwidth_efficiency=0.9, elementwise_bandwidth_efficiency=0.4, launch_overhead_us=0.0)
+    rl = Roofline(TOY, params, "bf16")
+    copy = Elementwise(label="copy", elements=0.5e6)  # read + write 0.5 M bf16 = 2 MB
+    gemv = Linear(tokens=1, in_features=1000, out_features=1000)  # 2 MB of weights + 4 kB of activations
+    assert rl.time(copy).memory_s == pytest.approx(2e6 / 0.4e12)
+    assert rl.time(gemv).memory_s == pytest.approx((2e6 + 4e3) / 0.9e12)
+    assert RooflineParams().elementwise_bandwidth_efficiency == 0.40  # the H200 prefill measurement
+    with pytest.raises(UserError, match="elementwise_bandwidth_efficiency"):
+        RooflineParams(elementwise_bandwidth_efficiency=0.0)
 
 
 def test_compute_dtype_picks_the_peak_and_achievable_scales_it() -> None:

@@ -76,9 +76,9 @@ def test_a_stage_leaf_by_hand() -> None:
     """One copy leaf in the projector stage: queue of its 3 kernels + the range's fixed cost."""
     params = RooflineParams(stage_host_overhead_us=20.0, launch_overhead_us=5.0, stage_overhead_us=150.0)
     leaf = Elementwise(label="copy", elements=50_000_000, kernels=3, stage="projector")
-    work = 2 * 50e6 * 2 / (4.8e12 * 0.9)  # read + write, bf16, at 90 % of 4.8 TB/s: 46.3 µs
+    work = 2 * 50e6 * 2 / (4.8e12 * 0.4)  # read + write, bf16, a copy at 40 % of 4.8 TB/s: 104.2 µs
     t = Roofline(H200, params, "bf16").stage_time(leaf)
-    # The main kernel (46.3 + 5 µs) outlasts two issues (40 µs), so the others follow it back to back.
+    # The main kernel (104.2 + 5 µs) outlasts two issues (40 µs), so the others follow it back to back.
     assert t.total_s == pytest.approx(20 * US + (work + 5 * US) + 2 * 5 * US + 150 * US, rel=1e-12)
     assert t.host_s == pytest.approx(3 * 20 * US)
 

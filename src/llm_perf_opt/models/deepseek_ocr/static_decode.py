@@ -1,22 +1,23 @@
 """A static-shape decode step, replayed from CUDA graphs (gpt-fast style).
 
-Why: at batch 1 a decode step is ~1 GFLOP and ~1.2 GB of weight reads spread over several hundred
-small kernels. Issued one by one from Python, the host needs ~9–14 ms per step (H200 host) while the
-replayed graph takes ~2.1 ms (~0.25 ms of it HBM traffic), so eager timings measure the CPU. A
+Why: at batch 1 a decode step is ~1 GFLOP and ~1.2 GB of weight reads spread over a few hundred
+small kernels. Issued one by one from Python, the host needs ~7–14 ms per step (H200 host) while the
+replayed graph takes ~1.0 ms (~0.25 ms of it HBM traffic), so eager timings measure the CPU. A
 captured graph issues the whole step with one launch.
 
 What makes the step capturable:
 
 - The position is a device tensor ``pos`` [1]; keys/values are written with ``index_copy_`` and
   RoPE angles taken with ``index_select``, so nothing asks the host where the sequence is.
-- Attention (:mod:`.step_attention`) reads the length from the device: the varlen flash kernel
-  with per-row key counts on CUDA, else a fixed *bucket* of the cache with an additive mask
+- Attention (:mod:`.step_attention`) reads the length from the device: split-KV Triton kernels (or
+  the varlen flash kernel) with per-row key counts on CUDA, else a fixed *bucket* of the cache with an additive mask
   (0 / −inf after ``pos``, built once per step in the model dtype: a boolean mask would be turned
   into a float one inside every layer's attention call, three extra kernels per layer, measured).
-  Graphs are per (batch, bucket) either way, ``L = ceil((pos + 1) / bucket) · bucket`` (flash's
-  static ``max_seqlen_k``); the host picks the bucket from the length it already knows.
-- MoE uses a dispatch whose shapes do not depend on the routing (``grouped_mm`` with device-side
-  offsets on CUDA bf16, gathered expert weights elsewhere): :meth:`MoE.static_impl`.
+  Graphs are per (batch, bucket) either way, ``L = ceil((pos + 1) / bucket) · bucket`` (the kernels'
+  static bound on the keys); the host picks the bucket from the length it already knows.
+- MoE uses a dispatch whose shapes do not depend on the routing (the fused Triton MoE up to 96
+  token-expert pairs, ``grouped_mm`` with device-side offsets above; gathered expert weights where
+  neither runs): :meth:`MoE.static_impl`.
 
 The cache is zero-initialised: in the masked forms, masked slots still enter ``P·V`` with P = 0,
 and 0 · NaN from an uninitialised slot would poison the output.
@@ -24,9 +25,10 @@ and 0 · NaN from an uninitialised slot would poison the output.
 Not done, measured: ``torch.compile`` of an earlier form of the step before capture (H200, torch
 2.11) cut batch-1 kernels from 573 to 380 per step and decode from 2.15 to 1.94 ms/token, but took
 88 s to compile and made batch 8 and 32 slower (5.7 and 18.2 ms vs 2.3 and 2.9 ms), so the step
-stays uncompiled. Two hand-written Triton kernels for the batch-1 MoE (gate-up + SwiGLU, down + fp32
-combine, reading each expert in place) were slower than gathering the weights (1.846 vs 1.675
-ms/token: 26 + 43 µs per layer, untuned), so they were not kept.
+stays uncompiled. A first, untuned two-kernel Triton MoE (down and the combine in one kernel, 80
+CTAs) ran 26 + 43 µs per layer and lost to gathered weights; the kept one splits the down
+projection per pair, runs the shared experts as more pairs and autotunes its tiles (38 µs per MoE
+layer with the router, vs 86 gathered).
 
 Capture (and its warm-up runs) happens in :meth:`StaticDecoder.capture`, outside any timed region;
 its cost is kept in ``capture_seconds``.

@@ -10,9 +10,9 @@ Forms (:data:`STEP_ATTENTIONS`; ``auto`` picks the first that runs):
   of 64 keys of each (row, head), then a combine; reads the filled positions (``used_k`` on the
   device). CUDA with Triton; checked against SDPA once per device before use.
 - ``flash``: the varlen flash-attention kernel with ``seqused_k`` = pos + 1 per row, so only the
-  filled positions are read. It does not split the keys for a single query (B·h CTAs: 14 µs per
-  layer at ~300 keys, batch 1, vs 8.9 µs for eager decode's split-KV kernel), but it beats the
-  masked bucket by 0.1 ms per step (H200, torch 2.11, batch 1: 1.666 vs 1.764 ms/token).
+  filled positions are read. It does not split the keys for a single query (B·h CTAs: 12.8 µs per
+  layer at 300 keys, batch 1, vs 4.7 µs for ``split``; H200, torch 2.11, batch-1 decode 1.129 vs
+  0.994 ms/token with ``split``).
   CUDA, fp16/bf16, flash available. Needs the cache laid out positions-before-heads
   ([B, L, h, d], :class:`.kv_cache.KVCache`), so a layer's keys are one [B·L, h, d] tensor.
 - ``sdpa``: SDPA over the whole KV bucket with an additive mask (0 / −inf after ``pos``): no
