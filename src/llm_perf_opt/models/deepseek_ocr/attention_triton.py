@@ -46,7 +46,7 @@ def _kernels() -> tuple[Any, Any]:
     @triton.jit
     def partial(q_ptr, k_ptr, v_ptr, used_ptr, m_ptr, l_ptr, acc_ptr, sq_b, sq_h, sk_b, sk_h, sk_l,
                 sv_b, sv_h, sv_l, n_blocks, scale, HEADS: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr,
-                BLOCK: tl.constexpr):  # fmt: skip
+                D_P2: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
         bh = tl.program_id(0)
         block = tl.program_id(1)
         row = bh // HEADS
@@ -54,27 +54,30 @@ def _kernels() -> tuple[Any, Any]:
         kv_head = head // GROUP
         used = tl.load(used_ptr + row)
         keys = block * BLOCK + tl.arange(0, BLOCK)
-        dims = tl.arange(0, D)
+        dims = tl.arange(0, D_P2)  # the head dim padded to a power of two, masked
+        in_d = dims < D
         valid = keys < used
-        q = tl.load(q_ptr + row * sq_b + head * sq_h + dims).to(tl.float32)
-        k = tl.load(k_ptr + row * sk_b + kv_head * sk_h + keys[:, None] * sk_l + dims[None, :], mask=valid[:, None])
+        both = valid[:, None] & in_d[None, :]
+        q = tl.load(q_ptr + row * sq_b + head * sq_h + dims, mask=in_d, other=0.0).to(tl.float32)
+        k = tl.load(k_ptr + row * sk_b + kv_head * sk_h + keys[:, None] * sk_l + dims[None, :], mask=both, other=0.0)
         s = tl.where(valid, tl.sum(k.to(tl.float32) * q[None, :], axis=1) * scale, float("-inf"))
         m = tl.max(s, axis=0)
         p = tl.exp(s - tl.where(m == float("-inf"), 0.0, m))  # an empty block: p = 0, not NaN
-        v = tl.load(v_ptr + row * sv_b + kv_head * sv_h + keys[:, None] * sv_l + dims[None, :], mask=valid[:, None])
+        v = tl.load(v_ptr + row * sv_b + kv_head * sv_h + keys[:, None] * sv_l + dims[None, :], mask=both, other=0.0)
         slot = bh * n_blocks + block
         tl.store(m_ptr + slot, m)
         tl.store(l_ptr + slot, tl.sum(p, axis=0))
-        tl.store(acc_ptr + slot * D + dims, tl.sum(p[:, None] * v.to(tl.float32), axis=0))
+        tl.store(acc_ptr + slot * D + dims, tl.sum(p[:, None] * v.to(tl.float32), axis=0), mask=in_d)
 
     @triton.jit
     def reduce(m_ptr, l_ptr, acc_ptr, out_ptr, so_b, so_h, n_blocks, HEADS: tl.constexpr, D: tl.constexpr,
-               BLOCK_S: tl.constexpr):  # fmt: skip
+               D_P2: tl.constexpr, BLOCK_S: tl.constexpr):  # fmt: skip
         bh = tl.program_id(0)
-        dims = tl.arange(0, D)
+        dims = tl.arange(0, D_P2)
+        in_d = dims < D
         big = tl.full([], float("-inf"), tl.float32)
         total = tl.zeros([], dtype=tl.float32)
-        acc = tl.zeros([D], dtype=tl.float32)
+        acc = tl.zeros([D_P2], dtype=tl.float32)
         for s0 in range(0, n_blocks, BLOCK_S):  # block 0 always holds key 0, so `big` is finite after it
             idx = s0 + tl.arange(0, BLOCK_S)
             ok = idx < n_blocks
@@ -83,13 +86,14 @@ def _kernels() -> tuple[Any, Any]:
             alpha = tl.exp(big - new_big)
             w = tl.exp(m - new_big)
             total = total * alpha + tl.sum(w * tl.load(l_ptr + bh * n_blocks + idx, mask=ok, other=0.0), axis=0)
-            part = tl.load(acc_ptr + (bh * n_blocks + idx)[:, None] * D + dims[None, :], mask=ok[:, None], other=0.0)
+            part = tl.load(acc_ptr + (bh * n_blocks + idx)[:, None] * D + dims[None, :],
+                           mask=ok[:, None] & in_d[None, :], other=0.0)  # fmt: skip
             acc = acc * alpha + tl.sum(w[:, None] * part, axis=0)
             big = new_big
         out = acc / total
         row = bh // HEADS
         head = bh % HEADS
-        tl.store(out_ptr + row * so_b + head * so_h + dims, out.to(out_ptr.dtype.element_ty))
+        tl.store(out_ptr + row * so_b + head * so_h + dims, out.to(out_ptr.dtype.element_ty), mask=in_d)
 
     return partial, reduce
 
@@ -102,8 +106,9 @@ def split_kv_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     partial, reduce = _kernels()
     b, heads, _, d = q.shape
     kv_heads = keys.shape[1]
-    if q.stride(-1) != 1 or keys.stride(-1) != 1 or values.stride(-1) != 1 or d & (d - 1):
-        raise ValueError("split-KV attention needs contiguous head dims of a power-of-two size")
+    if q.stride(-1) != 1 or keys.stride(-1) != 1 or values.stride(-1) != 1:
+        raise ValueError("split-KV attention needs contiguous head dims")
+    d_p2 = triton.next_power_of_2(d)
     n_blocks = triton.cdiv(length, BLOCK_L)
     m = torch.empty(b * heads * n_blocks, device=q.device, dtype=torch.float32)
     total = torch.empty_like(m)
@@ -112,9 +117,9 @@ def split_kv_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     partial[(b * heads, n_blocks)](
         q, keys, values, used_k, m, total, acc, q.stride(0), q.stride(1), keys.stride(0), keys.stride(1),
         keys.stride(2), values.stride(0), values.stride(1), values.stride(2), n_blocks, 1.0 / math.sqrt(d),
-        HEADS=heads, GROUP=heads // kv_heads, D=d, BLOCK=BLOCK_L,
+        HEADS=heads, GROUP=heads // kv_heads, D=d, D_P2=d_p2, BLOCK=BLOCK_L,
     )  # fmt: skip
-    reduce[(b * heads,)](m, total, acc, out, out.stride(0), out.stride(2), n_blocks, HEADS=heads, D=d,
+    reduce[(b * heads,)](m, total, acc, out, out.stride(0), out.stride(2), n_blocks, HEADS=heads, D=d, D_P2=d_p2,
                          BLOCK_S=REDUCE_BLOCK)  # fmt: skip
     return out.transpose(1, 2)
 
