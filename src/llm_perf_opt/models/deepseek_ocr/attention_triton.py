@@ -10,8 +10,9 @@ walk ~300 keys each: 13.6 µs per layer for 1.5 MB of keys and values, 166 µs o
 2. ``reduce``: out = Σ_b e^(m_b − M) acc_b / Σ_b e^(m_b − M) l_b over the blocks, M = max m_b.
 
 All softmax arithmetic is fp32; the output is rounded once to the model dtype. The number of blocks
-is the graph's static KV bucket / ``BLOCK_L``, a runtime argument: one compiled kernel serves every
-bucket. Triton is optional: where it is missing or the probe fails, the step uses ``flash``.
+is the graph's static KV bucket / ``BLOCK_L``: a runtime argument of ``partial``; ``reduce`` reads all
+of them at once, compiled per power of two of the block count (4, 8, 16, … for 256-position buckets).
+Triton is optional: where it is missing or the probe fails, the step uses ``flash``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ BLOCK_L = SPLIT_KV_BLOCK
 """Keys per CTA (shared with the analytic model): at batch 1 and a 512-position bucket, 8 blocks × 10
 heads = 80 CTAs, of which those past the filled keys load nothing."""
 
-REDUCE_BLOCK = 16
-"""Blocks combined per iteration of ``reduce``."""
 
 
 @functools.cache
@@ -71,25 +70,19 @@ def _kernels() -> tuple[Any, Any]:
 
     @triton.jit
     def reduce(m_ptr, l_ptr, acc_ptr, out_ptr, so_b, so_h, n_blocks, HEADS: tl.constexpr, D: tl.constexpr,
-               D_P2: tl.constexpr, BLOCK_S: tl.constexpr):  # fmt: skip
+               D_P2: tl.constexpr, BLOCKS_P2: tl.constexpr):  # fmt: skip
         bh = tl.program_id(0)
         dims = tl.arange(0, D_P2)
         in_d = dims < D
-        big = tl.full([], float("-inf"), tl.float32)
-        total = tl.zeros([], dtype=tl.float32)
-        acc = tl.zeros([D_P2], dtype=tl.float32)
-        for s0 in range(0, n_blocks, BLOCK_S):  # block 0 always holds key 0, so `big` is finite after it
-            idx = s0 + tl.arange(0, BLOCK_S)
-            ok = idx < n_blocks
-            m = tl.load(m_ptr + bh * n_blocks + idx, mask=ok, other=float("-inf"))
-            new_big = tl.maximum(big, tl.max(m, axis=0))
-            alpha = tl.exp(big - new_big)
-            w = tl.exp(m - new_big)
-            total = total * alpha + tl.sum(w * tl.load(l_ptr + bh * n_blocks + idx, mask=ok, other=0.0), axis=0)
-            part = tl.load(acc_ptr + (bh * n_blocks + idx)[:, None] * D + dims[None, :],
-                           mask=ok[:, None] & in_d[None, :], other=0.0)  # fmt: skip
-            acc = acc * alpha + tl.sum(w[:, None] * part, axis=0)
-            big = new_big
+        idx = tl.arange(0, BLOCKS_P2)  # every block at once (block 0 always holds key 0: `big` is finite)
+        ok = idx < n_blocks
+        m = tl.load(m_ptr + bh * n_blocks + idx, mask=ok, other=float("-inf"))
+        big = tl.max(m, axis=0)
+        w = tl.exp(m - big)
+        total = tl.sum(w * tl.load(l_ptr + bh * n_blocks + idx, mask=ok, other=0.0), axis=0)
+        part = tl.load(acc_ptr + (bh * n_blocks + idx)[:, None] * D + dims[None, :],
+                       mask=ok[:, None] & in_d[None, :], other=0.0)  # fmt: skip
+        acc = tl.sum(w[:, None] * part, axis=0)
         out = acc / total
         row = bh // HEADS
         head = bh % HEADS
@@ -120,7 +113,7 @@ def split_kv_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
         HEADS=heads, GROUP=heads // kv_heads, D=d, D_P2=d_p2, BLOCK=BLOCK_L,
     )  # fmt: skip
     reduce[(b * heads,)](m, total, acc, out, out.stride(0), out.stride(2), n_blocks, HEADS=heads, D=d, D_P2=d_p2,
-                         BLOCK_S=REDUCE_BLOCK)  # fmt: skip
+                         BLOCKS_P2=triton.next_power_of_2(n_blocks))  # fmt: skip
     return out.transpose(1, 2)
 
 
