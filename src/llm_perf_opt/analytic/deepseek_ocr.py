@@ -48,7 +48,7 @@ class DecodeStage(BaseLayer):
     steps: int
     dec: DecoderSpec
     execution: str = "graph"
-    """``graph``: replayed static step (flash attention with the key counts on the device); ``eager``: Python-issued."""
+    """``graph``: replayed static step (split-KV attention, key counts on the device); ``eager``: Python-issued."""
 
     formula: ClassVar[str] = (
         "Σ_{j=1..S} DecoderStack(B, q=1, L=P+j) = S · (step(P+1) + step(P+S)) / 2 (closed form, affine in L)"
@@ -60,7 +60,7 @@ class DecodeStage(BaseLayer):
         if self.steps < 1:
             return ()
         b, p, s = self.batch, self.prefill_tokens, self.steps
-        # The graph step's flash attention reads exactly the filled positions (their count is on the
+        # The graph step's split-KV attention reads exactly the filled positions (their count is on the
         # device), so kv_read = context: it only marks the graph step's kernels.
         graph = self.execution == "graph"
         first = self.sub(DecoderStack, batch=b, q_len=1, context=p + 1, dec=self.dec, kv_read=p + 1 if graph else 0)

@@ -87,8 +87,10 @@ class Implementation:
 OURS = Implementation(
     name="ours",
     lm_head_positions="last",
-    attention_form="packed qkv GEMM, RoPE, SDPA (flash / memory-efficient) over a preallocated cache",
-    moe_dispatch="grouped GEMM over all experts on the device, no host sync",
+    attention_form="packed qkv GEMM, RoPE, SDPA (flash / memory-efficient) over a preallocated cache; "
+    "split-KV Triton kernels in the graph decode step",
+    moe_dispatch="grouped GEMM over all experts on the device, no host sync; the graph decode step's "
+    "fused Triton MoE (routed + shared experts) up to 96 token-expert pairs",
     kv_cache="preallocated, written in place",
     ngram_ban="host, only when no_repeat_ngram_size > 0",
     # Per-block counts of ours come from the analytic layer tree (layer_kernels), not from here.

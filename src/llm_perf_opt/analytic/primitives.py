@@ -278,9 +278,9 @@ class AttentionCore(BaseLayer):
     kv_from_cache: bool = False
     read_len: int = 0
     """Key/value positions the kernel reads and scores (0: exactly ``kv_len``). Set for the graph decode
-    step's attention (its flash kernel reads the filled positions, = ``kv_len``, on B·h CTAs)."""
+    step's attention (its split-KV kernels read the filled positions, = ``kv_len``, on B·h·⌈L/64⌉ CTAs)."""
     kernels: int = 1
-    """Launches: 1 fused kernel; 2 for flash split-KV decode (+ combine)."""
+    """Launches: 1 fused kernel; 2 for split-KV decode (partials + combine), eager or graph."""
 
     DEFAULT_CATEGORY: ClassVar[str] = "decoder_attention"
     formula: ClassVar[str] = (
