@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from llm_perf_opt.reporting.text import table
+
 STAGES = (
     ("SAM", "sam_ms"),
     ("CLIP", "clip_ms"),
@@ -36,14 +38,11 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[-1].strip())
         return 2
     runs = [(label, load(Path(path))) for label, path in (a.split("=", 1) for a in argv)]
-    print("| stage | " + " | ".join(f"{label} p50 (mean)" for label, _ in runs) + " |")
-    print("| :--- |" + " ---: |" * len(runs))
+    rows = []
     for name, key in STAGES:
-        cells = []
-        for _, agg in runs:
-            stat = agg.get(key)
-            cells.append("—" if not stat else f"{stat['p50']:.2f} ({stat['mean']:.2f})")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        stats = [agg.get(key) for _, agg in runs]
+        rows.append([name] + ["—" if not st else f"{st['p50']:.2f} ({st['mean']:.2f})" for st in stats])
+    print(table(["stage"] + [f"{label} p50 (mean)" for label, _ in runs], rows))
     return 0
 
 

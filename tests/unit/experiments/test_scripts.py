@@ -39,3 +39,22 @@ def test_other_scripts_reach_their_command(script: str, command: str, monkeypatc
     assert run_script(script, ["--help"], monkeypatch) == 0
     assert f"llm-perf-opt experiment {command}" in capsys.readouterr().out
     assert all(len(p.read_text(encoding="utf-8").splitlines()) < 400 for p in SCRIPTS.glob("*.py"))
+
+
+def test_stage_table_puts_runs_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    for name, sam in (("a", 12.5), ("b", 30.0)):
+        (tmp_path / name).mkdir()
+        aggregates = {"sam_ms": {"p50": sam, "mean": sam + 1}, "tpot_ms": {"p50": 1.0, "mean": 1.0}}
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"aggregates": aggregates}))
+    argv = [f"official={tmp_path / 'a'}", f"ours={tmp_path / 'b'}"]
+    assert run_script("stage_table.py", argv, monkeypatch) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| stage | official p50 (mean) | ours p50 (mean) |"
+    assert "| SAM | 12.50 (13.50) | 30.00 (31.00) |" in out and "| CLIP | — | — |" in out
+    monkeypatch.setattr(sys, "argv", ["stage_table.py", f"x={tmp_path / 'missing'}"])
+    with pytest.raises(SystemExit) as exc:  # one line naming the run directory, not a traceback
+        runpy.run_path(str(SCRIPTS / "stage_table.py"), run_name="__main__")
+    assert "missing: no readable metrics.json aggregates" in str(exc.value.code)
