@@ -36,7 +36,6 @@ BLOCK_L = SPLIT_KV_BLOCK
 heads = 80 CTAs, of which those past the filled keys load nothing."""
 
 
-
 @functools.cache
 def _kernels() -> tuple[Any, Any]:
     """(partial, reduce), defined on first use so importing this module never needs Triton."""
