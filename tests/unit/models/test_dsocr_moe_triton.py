@@ -58,6 +58,15 @@ CHECK = textwrap.dedent(
     )
     assert bf.dtype == torch.bfloat16
     torch.testing.assert_close(bf.float(), routed + shared_out, rtol=0.05, atol=0.05)
+
+    # The GPU probe's case (its shapes, tiles and fp32 reference) passes on a correct kernel.
+    from llm_perf_opt.models.deepseek_ocr.moe_triton import PROBE_TILES, _reference
+    shapes = ((2, 16), (3, 16, 16), (3, 16, 8), (32, 16), (16, 16))
+    probe = [(torch.randn(*shape, generator=g) / 4).bfloat16() for shape in shapes]
+    ids2, w2 = torch.tensor([[2, 0], [1, 2]]), torch.rand(2, 2, generator=g)
+    got = fused_moe(probe[0], ids2, w2, probe[1], probe[2], (probe[3], probe[4]), tiles=PROBE_TILES)
+    want = _reference(probe[0], ids2, w2, probe[1], probe[2], (probe[3], probe[4]))
+    assert torch.allclose(got.float(), want, atol=3e-2, rtol=3e-2)
     print("ok")
     """
 )
