@@ -246,9 +246,15 @@ class LLMProfileRunner:
             )
         if "graph" in state.decode_modes and hasattr(state.session, "prepare_decode"):
             seconds = state.session.prepare_decode(state.batches, self.config.max_new_tokens)
+            forms = getattr(state.session, "decode_step_forms", {})
+            kernels = "; ".join(
+                f"batch {b}: attention {f['attention']}, MoE {f['moe']}" for b, f in sorted(forms.items())
+            )
             state.notes.append(
                 f"Decode mode graph: the decode step is captured once per batch size and KV bucket as CUDA graphs "
-                f"and replayed; capture took {seconds:.2f} s before timing (not included in any timing)."
+                f"and replayed; capture took {seconds:.2f} s before timing (not included in any timing). "
+                f"Step kernels ({kernels or 'n/a'}): split = Triton split-KV attention, fused = Triton MoE; "
+                "flash, sdpa, grouped or gather are the fallbacks where those cannot run."
             )
         shapes: dict[tuple[object, ...], Batch] = {}
         for batch in state.batches:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from attrs import define
+from attrs import define, field
 
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.profiling.env import DTYPE_NAMES
@@ -86,6 +86,8 @@ class ProfileSession:
     remote_code: bool
     load_seconds: float
     notes: list[str]
+    decode_step_forms: dict[int, dict[str, str]] = field(factory=dict)
+    """Per batch size, the graph decode step's attention form and MoE dispatch (``prepare_decode``)."""
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -243,6 +245,7 @@ class ProfileSession:
         for size, need in sorted(longest.items()):
             decoder = static_decoder(self.model, size, need)
             spent += decoder.capture_seconds
+            self.decode_step_forms[size] = decoder.kernel_forms()
         return spent
 
 

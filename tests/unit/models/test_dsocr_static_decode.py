@@ -154,3 +154,14 @@ def test_cuda_graph_tokens_equal_eager(tiny_spec: ModelSpec, page_image: Image.I
     graph = generate(model, inputs, max_new_tokens=40, min_new_tokens=40, decode_mode="graph")
     assert graph.decode_mode == "graph" and graph.capture_seconds > 0
     assert torch.equal(eager.tokens, graph.tokens)
+
+
+def test_kernel_forms_name_the_forms_that_run(tiny_model: DeepseekOCRForCausalLM) -> None:
+    """Reports name the step's attention form and MoE dispatch; on CPU both are the torch fallbacks."""
+    static = StaticDecoder(tiny_model, batch=1, capacity=8, use_graphs=False)
+    assert static.kernel_forms() == {"attention": "sdpa", "moe": "gather"}
+    tiny_model.set_moe_impl("grouped")  # an explicit dispatch is what runs, and what is named
+    try:
+        assert static.kernel_forms()["moe"] == "grouped"
+    finally:
+        tiny_model.set_moe_impl("auto")

@@ -42,7 +42,7 @@ from typing import Any, cast
 import torch
 
 from llm_perf_opt.models.deepseek_ocr.common import sdpa_backends
-from llm_perf_opt.models.deepseek_ocr.decoder import DecoderLayer
+from llm_perf_opt.models.deepseek_ocr.decoder import DecoderLayer, MoE
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
 from llm_perf_opt.models.deepseek_ocr.step_attention import StepAttention, resolve_step_attention
@@ -177,3 +177,11 @@ class StaticDecoder:
     @property
     def num_graphs(self) -> int:
         return len(self.graphs)
+
+    def kernel_forms(self) -> dict[str, str]:
+        """The step's attention form and MoE dispatch at this batch size, fallbacks included (for reports:
+        a GPU where the Triton kernels fail runs slower forms, and the report must say which ran)."""
+        moe = next((m for m in self.model.modules() if isinstance(m, MoE)), None)
+        dec = self.model.spec.decoder
+        x = torch.empty(self.batch, dec.hidden_size, device=self.model.device, dtype=self.model.dtype)
+        return {"attention": self.attention, "moe": moe.static_impl(x) if moe is not None else "none"}
