@@ -47,7 +47,7 @@ for lever in "--step-attention flash" "--moe-impl gather"; do
     --check-batch $lever | grep '^{"batch"' | tee "$RESULTS/decode_modes_$name.jsonl"
 done
 step "decode-bench, two processes"
-timeout 200 "$PY" -m llm_perf_opt experiment decode-bench --processes 2 --out "$RESULTS/decode_bench" --quiet
+timeout 200 "$PY" -m llm_perf_opt experiment decode-bench --processes 2 --out "$RUNS/decode_bench" --quiet  # in the tarball: $OUT takes few files
 echo "rc=$?"
 
 step "profile, graph decode, --trace"
