@@ -9,12 +9,10 @@ interpreter must be switched on before Triton is imported, so the check runs in 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from dsocr_helpers import run_in_triton_interpreter
 
 pytest.importorskip("triton")
 
@@ -47,7 +45,4 @@ CHECK = textwrap.dedent(
 
 
 def test_split_kv_attention_equals_softmax_attention_over_the_filled_keys() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().endswith("ok")
+    run_in_triton_interpreter(CHECK)

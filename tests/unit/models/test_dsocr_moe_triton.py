@@ -9,12 +9,10 @@ must be switched on before Triton is imported, so the check runs in a subprocess
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from dsocr_helpers import run_in_triton_interpreter
 
 pytest.importorskip("triton")
 
@@ -73,7 +71,4 @@ CHECK = textwrap.dedent(
 
 
 def test_fused_moe_kernels_equal_the_hand_written_moe() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().endswith("ok")
+    run_in_triton_interpreter(CHECK)

@@ -58,6 +58,7 @@ def static_decoder(model: DeepseekOCRForCausalLM, batch: int, max_len: int) -> S
     found.capture()
     return found
 
+
 ARGMAX_CHUNKS = 128
 """Vocabulary chunks of :func:`greedy_ids`' first pass (DeepSeek-OCR: 129,280 = 128 · 1010)."""
 

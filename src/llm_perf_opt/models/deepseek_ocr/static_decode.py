@@ -96,7 +96,7 @@ class StaticDecoder:
             self.pos = torch.zeros(1, dtype=torch.long, device=device)
             self.positions = torch.arange(self.capacity, device=device)
             self.logits = torch.zeros(batch, dec.vocab_size, dtype=model.dtype, device=device)
-            self.used_k = torch.zeros(batch, dtype=torch.int32, device=device)  # pos + 1, for flash
+            self.used_k = torch.zeros(batch, dtype=torch.int32, device=device)  # pos + 1, for split / flash
             self.offsets = StepAttention.offsets(batch, self.capacity, device)
         self.attention = resolve_step_attention(attention, device, model.dtype)
         # Own references: the rotary cache may be replaced later, a captured graph must keep its inputs.
