@@ -204,16 +204,18 @@ def _token_facts(w: Workload) -> ImageTokenFacts:
 def _execution_text(params: RooflineParams) -> str:
     if params.execution == "graph":
         return (
-            "Decode execution: graph (the default) — the decode step is replayed from captured CUDA graphs: per "
+            "Execution: graph (the default) — the decode step is replayed from captured CUDA graphs: per "
             f"step Σ over kernels max(compute, memory, {params.kernel_floor_us:g} µs floor) + one "
             f"{params.graph_launch_us:g} µs graph launch, no host term; split-KV attention reads the filled KV "
             "positions (B·h·⌈L/64⌉ CTAs); up to 96 token-expert pairs (batch 16) the MoE runs in three fused "
             "Triton kernels that read one copy of an expert's weights per pair, shared experts included. "
-            "Vision and prefill are eager."
+            "Vision (SAM, CLIP), the projector and the prefill are replayed the same way, one graph per stage "
+            "and input shape: Σ over kernels max(compute, memory, floor) + one graph launch + the stage "
+            "range's fixed cost."
         )
     return (
-        "Decode execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "
-        f"kernels × {params.host_overhead_us:g} µs of host issue)."
+        "Execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "
+        f"kernels × {params.host_overhead_us:g} µs of host issue), and vision and prefill the eager queue model."
     )
 
 

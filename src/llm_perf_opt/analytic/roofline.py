@@ -191,8 +191,10 @@ class Roofline:
         return compute, memory, cost.kernels * self.launch_s
 
     def _in_graph(self, layer: BaseLayer) -> bool:
-        """Decode-stage work replayed from a captured graph (``execution = graph``)."""
-        return self.params.execution == "graph" and layer.stage == "decode"
+        """Work replayed from captured graphs: decode steps under ``execution = graph``, vision, projector and
+        prefill when ``prefill_execution`` is graph too (the official code has neither: both eager)."""
+        p = self.params
+        return p.execution == "graph" and (layer.stage == "decode" or p.prefill_execution == "graph")
 
     def _graph_leaf(self, layer: BaseLayer) -> Timing:
         """Σ over the leaf's kernels of max(compute, memory, floor), with the work in one kernel.
@@ -325,6 +327,24 @@ class Roofline:
         t.by_bound["launch"] += t.total_s - busy
         return t
 
+    @property
+    def prefill_in_graph(self) -> bool:
+        """Vision, projector and prefill replayed from captured graphs (see :meth:`_in_graph`)."""
+        return self.params.execution == "graph" and self.params.prefill_execution == "graph"
+
+    def graph_span(self, parts: list[tuple[BaseLayer, int]], *, synchronised: bool = True) -> Timing:
+        """Timing of ``parts`` replayed as one captured graph in a synchronised range: the kernels'
+        graph times + one graph launch + ``stage_overhead_us`` (the range's own cost); no host term.
+        Not ``synchronised``: part of another graph, the kernels' times alone."""
+        t = Timing()
+        for layer, n in parts:
+            t.add(self.time(layer), n)
+        extra = self.graph_launch_s + self.stage_overhead_s if synchronised and parts else 0.0
+        t.total_s += extra
+        t.launch_s += extra
+        t.by_bound["launch"] += extra
+        return t
+
     def stage_time(self, layer: BaseLayer) -> Timing:
         """Timing of ``layer`` run between two host synchronisations (see the module docstring).
 
@@ -337,9 +357,10 @@ class Roofline:
             return hit
         if layer.stage != "decode" and not layer.syncs_between_children:
             groups = getattr(layer, "sync_groups", lambda: [[(layer, 1)]])()
+            span = self.graph_span if self._in_graph(layer) else self.eager_span
             t = Timing()
             for group in groups:
-                t.add(self.eager_span(group), 1.0)
+                t.add(span(group), 1.0)
             self._stage_memo[layer] = t
             return t
         gpu = self.time(layer)

@@ -83,8 +83,12 @@ class StagePredictor:
         t = {name: roof.stage_time(self.stages[name]) for name in STAGES}
         ms = {name: timing.total_s * MS for name, timing in t.items()}
 
+        graphed = roof.prefill_in_graph
+
         def span(parts: list[tuple[BaseLayer, int]], synchronised: bool = True) -> float:
-            """One eager range: the kernel queue (+ the range's fixed cost when it is synchronised)."""
+            """One range: a replayed graph or the eager kernel queue (+ the range's fixed cost when synchronised)."""
+            if graphed:
+                return roof.graph_span(parts, synchronised=synchronised).total_s * MS
             return roof.eager_span(parts, synchronised=synchronised).total_s * MS
 
         def ranges(parts: list[tuple[BaseLayer, int]]) -> float:
@@ -99,12 +103,14 @@ class StagePredictor:
         def body(parts: list[tuple[BaseLayer, int]]) -> float:  # Σ max(compute, memory): no launch term
             return sum(n * (roof.time(x).total_s - roof.time(x).launch_s) for x, n in parts) * MS
 
+        assembly = span(self.assembly, synchronised=False)
         times = {
             "sam": sam,
             "clip": clip,
-            "vision": ms["vision"] + span(self.assembly, synchronised=False),  # assembly: inside vision's range
+            # Assembly (newline / separator rows): inside vision's range when eager, in the decoder graph when graphed.
+            "vision": ms["vision"] + (0.0 if graphed else assembly),
             "projector": projector,
-            "prefill_decoder": ms["prefill"],
+            "prefill_decoder": ms["prefill"] + (assembly if graphed else 0.0),
             "prefill": ms["vision"] + ms["projector"] + ms["prefill"],
             "decode": ms["decode"],
             "total": sum(ms.values()),

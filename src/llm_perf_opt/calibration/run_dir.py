@@ -24,6 +24,7 @@ from typing import Any
 
 from attrs import define, field
 
+from llm_perf_opt.analytic.roofline import RooflineParams
 from llm_perf_opt.calibration.measured import MeasuredWorkload, StageSample
 from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.data.stages import MEASURED_STAGE_KEYS
@@ -61,6 +62,14 @@ class ProfileRun:
     n_runs: int
     incomplete: bool = False
     warnings: list[str] = field(factory=list)
+    execution: str = "eager"
+    """How the timed calls' decode ran: ``graph`` when every call replayed graphs, else ``eager``."""
+    prefill_execution: str = "eager"
+    """How their vision and prefill ran: ``graph`` when every call replayed graphs (older runs: eager)."""
+
+    def start_params(self) -> RooflineParams:
+        """Package-default roofline parameters for the way this run executed (the start of a fit)."""
+        return RooflineParams(execution=self.execution, prefill_execution=self.prefill_execution)
 
     @property
     def primary(self) -> MeasuredWorkload:
@@ -316,4 +325,11 @@ def read_run_dir(
         n_runs=len(records),
         incomplete=report.incomplete,
         warnings=warnings,
+        execution=_all_graph(records, "decode_mode"),
+        prefill_execution=_all_graph(records, "prefill_mode"),
     )
+
+
+def _all_graph(records: list[dict[str, Any]], key: str) -> str:
+    """``graph`` when every record says so under ``key``, else ``eager`` (the field absent: eager)."""
+    return "graph" if all(rec.get(key) == "graph" for rec in records) else "eager"

@@ -38,7 +38,9 @@ COMPARISON_FILE = "comparison.json"
 
 
 def fit_run(run: ProfileRun, *, start: RooflineParams | None = None) -> FitResult:
-    """Fit the roofline parameters so the analytic model reproduces ``run`` (all its workloads)."""
+    """Fit the roofline parameters so the analytic model reproduces ``run`` (all its workloads); ``start``
+    defaults to the package defaults for the way the run executed (graph or eager, prefill included)."""
+    start = start or run.start_params()
     return fit_params(run.workloads, spec=run.spec, hardware=run.hardware, precision=run.precision, start=start)
 
 

@@ -149,7 +149,13 @@ class RooflineParams:
     """How decode steps reach the GPU: ``graph`` (captured CUDA graphs, the default: each kernel costs
     max(compute, memory, kernel_floor_us), plus one graph launch per step, no host term) or ``eager``
     (kernels issued from Python: launch_overhead_us per kernel and the host_overhead_us model).
-    Vision and prefill are eager in both."""
+    Vision, projector and prefill follow ``prefill_execution``."""
+    prefill_execution: str = field(default="graph", validator=_one_of(EXECUTIONS))
+    """How SAM, CLIP, the projector and the decoder prefill reach the GPU: ``graph`` (one captured graph
+    per stage and input shape, the runnable model's default under graph execution: kernels at
+    max(compute, memory, kernel_floor_us), one graph launch and the range's ``stage_overhead_us``)
+    or ``eager`` (the host-issue queue model). Always ``eager`` under eager execution; ``eager`` with
+    graph decode for runs profiled before prefill graphs existed, or whose MoE dispatch needs a host sync."""
     implementation: str = field(default="ours", validator=_one_of(IMPLEMENTATIONS))
     """Which code runs the model: ``ours`` or ``hf-official`` (the checkpoint's own code: lm_head on every
     prompt position, per-expert MoE loop with a host sync per MoE layer, eager decode whatever
@@ -199,6 +205,8 @@ class RooflineParams:
         # (reports built, evolved, loaded or swept all carry the execution that was modelled).
         if self.implementation == "hf-official":
             self.execution = "eager"
+        if self.execution == "eager":
+            self.prefill_execution = "eager"  # no runnable mode graphs the prefill but not the decode
 
     def efficiency(self, category: str) -> float:
         return self.compute_efficiency.get(category, 0.8)

@@ -34,15 +34,16 @@ JSON_FILE = "validation.json"
 MD_FILE = "validation.md"
 
 
-def _start_params(folder: str) -> Any:
+def _start_params(folder: str, calibration_run: Any) -> Any:
     """Package-default roofline parameters for a runs/ sub-folder: an execution mode of our model
-    (graph | eager), or an implementation's name (hf-official: the checkpoint's own code, eager)."""
+    (graph | eager; graph runs say whether their vision and prefill were graphed too), or an
+    implementation's name (hf-official: the checkpoint's own code, eager)."""
     from llm_perf_opt.analytic.roofline import RooflineParams
     from llm_perf_opt.specs.execution import IMPLEMENTATIONS
 
     if folder in IMPLEMENTATIONS:
         return RooflineParams(implementation=folder)
-    return RooflineParams(execution=folder)
+    return RooflineParams(execution=folder, prefill_execution=calibration_run.prefill_execution)
 
 
 def within(error: float, tol: float) -> bool:
@@ -93,7 +94,7 @@ def table_for(folder: Path, *, calibrate_on: str, hardware: Any = None) -> dict[
         except UserError as exc:
             skipped.append(f"{execution}/{name}: {exc}")
     cal = runs[calibrate_on]
-    start = _start_params(execution)
+    start = _start_params(execution, cal)
     fit = fit_params(cal.workloads, spec=cal.spec, hardware=cal.hardware, precision=cal.precision, start=start)
     owner = {m.key: name for name, run in runs.items() for m in run.workloads}
     measured = [m for run in runs.values() for m in run.workloads]

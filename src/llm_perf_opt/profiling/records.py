@@ -86,6 +86,9 @@ class RunRecord:
     decode steps: those are ``new_tokens − 1``."""
     decode_mode: str = "eager"
     """How the decode steps ran: ``graph`` (replayed CUDA graphs) or ``eager`` (kernels issued from Python)."""
+    prefill_mode: str = "eager"
+    """How vision, projector and the decoder prefill ran: ``graph`` (replayed per input shape) or ``eager``.
+    Runs written before prefill graphs existed lack the field: eager, as they ran."""
     capture_ms: float = 0.0
     """Graph capture time that fell inside this run (0 when captured before timing, as it should be)."""
     peak_memory_bytes: int | None = None

@@ -248,11 +248,14 @@ class LLMProfileRunner:
             seconds = state.session.prepare_decode(state.batches, self.config.max_new_tokens)
             forms = getattr(state.session, "decode_step_forms", {})
             kernels = "; ".join(
-                f"batch {b}: attention {f['attention']}, MoE {f['moe']}" for b, f in sorted(forms.items())
+                f"batch {b}: attention {f['attention']}, MoE {f['moe']}, vision + prefill {f.get('prefill', 'eager')}"
+                for b, f in sorted(forms.items())
             )
             state.notes.append(
                 f"Decode mode graph: the decode step is captured once per batch size and KV bucket as CUDA graphs "
-                f"and replayed; capture took {seconds:.2f} s before timing (not included in any timing). "
+                f"and replayed, and so are SAM, CLIP, the projector and the decoder prefill once per input shape "
+                f"(vision + prefill graph below; eager where the MoE dispatch would need a host sync); "
+                f"capture took {seconds:.2f} s before timing (not included in any timing). "
                 f"Step kernels ({kernels or 'n/a'}): split = Triton split-KV attention, fused = Triton MoE; "
                 "flash, sdpa, grouped or gather are the fallbacks where those cannot run."
             )
@@ -313,6 +316,7 @@ class LLMProfileRunner:
             peak_memory_bytes=peak,
             kv_cache_bytes=getattr(result, "kv_cache_bytes", None),
             decode_mode=str(getattr(result, "decode_mode", mode)),
+            prefill_mode=str(getattr(result, "prefill_mode", "eager")),
             capture_ms=1000.0 * float(getattr(result, "capture_seconds", 0.0)),
             ranges={
                 name: {"count": r.count, "sum_ms": r.sum_ms, "start_ms": r.start_ms, "end_ms": r.end_ms}

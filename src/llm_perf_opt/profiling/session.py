@@ -231,9 +231,11 @@ class ProfileSession:
         """Capture the CUDA graphs every batch will replay, before anything is timed; returns seconds spent.
 
         One graph decoder per batch size, sized for the longest prompt of that size, so later
-        calls reuse it instead of capturing inside a timed run.
+        calls reuse it instead of capturing inside a timed run; on it, the vision + prefill graphs
+        of every batch's input shape.
         """
         from llm_perf_opt.models.deepseek_ocr.generate import static_decoder
+        from llm_perf_opt.models.deepseek_ocr.static_prefill import prefill_capturable
 
         longest: dict[int, int] = {}
         for batch in batches:
@@ -242,10 +244,15 @@ class ProfileSession:
             need = batch.inputs.prompt_len + max(max_new_tokens - 1, 0)
             longest[batch.size] = max(longest.get(batch.size, 0), need)
         spent = 0.0
+        capturable = prefill_capturable(self.model, self.torch_dtype)
         for size, need in sorted(longest.items()):
             decoder = static_decoder(self.model, size, need)
+            if capturable:  # vision + prefill graphs per input shape, on the cache they will fill
+                for batch in batches:
+                    if batch.size == size:
+                        decoder.prefill_graphs(batch.inputs)
             spent += decoder.capture_seconds
-            self.decode_step_forms[size] = decoder.kernel_forms()
+            self.decode_step_forms[size] = {**decoder.kernel_forms(), "prefill": "graph" if capturable else "eager"}
         return spent
 
 

@@ -1,14 +1,15 @@
-"""How decode steps reach the GPU: the one definition shared by the runnable and the analytic model.
+"""How the work reaches the GPU: the one definition shared by the runnable and the analytic model.
 
 ``graph``: the runnable model captures a static-shape decode step as CUDA graphs and replays them
 (one graph per bucket of :data:`KV_BUCKET` cache positions; attention reads the filled positions,
-their count written on the device); ``eager``: every kernel is issued from Python.
+their count written on the device), and SAM, CLIP, the projector and the prompt prefill as one graph
+each per input shape; ``eager``: every kernel is issued from Python.
 """
 
 from __future__ import annotations
 
 EXECUTIONS = ("graph", "eager")
-"""Valid execution modes of the decode step; ``graph`` is the default of analytic reports."""
+"""Valid execution modes (``graph`` covers every stage); ``graph`` is the default of analytic reports."""
 
 IMPLEMENTATIONS = ("ours", "hf-official")
 """Which code runs the model (analytic ``implementation`` input): llm_perf_opt's model or the official

@@ -23,7 +23,10 @@ TOY = HardwareSpec(
 
 
 def test_compute_bound_linear() -> None:
-    params = RooflineParams(compute_efficiency={"dense_mlp": 0.5}, bandwidth_efficiency=1.0, launch_overhead_us=2.0)
+    # Eager leaves (launch term); a graph-replayed leaf is tested in test_eager_stages.py.
+    params = RooflineParams(
+        compute_efficiency={"dense_mlp": 0.5}, bandwidth_efficiency=1.0, launch_overhead_us=2.0, execution="eager"
+    )
     rl = Roofline(TOY, params, "bf16")
     layer = Linear(tokens=4096, in_features=4096, out_features=4096, op_category="dense_mlp")
     t = rl.time(layer)
@@ -35,7 +38,9 @@ def test_compute_bound_linear() -> None:
 
 
 def test_memory_and_launch_bound() -> None:
-    params = RooflineParams(bandwidth_efficiency=0.9, elementwise_bandwidth_efficiency=0.5, launch_overhead_us=5.0)
+    params = RooflineParams(
+        bandwidth_efficiency=0.9, elementwise_bandwidth_efficiency=0.5, launch_overhead_us=5.0, execution="eager"
+    )
     rl = Roofline(TOY, params, "bf16")
     big = Elementwise(label="copy", elements=1e9)
     t = rl.time(big)

@@ -74,13 +74,29 @@ def test_leaf_puts_its_work_on_the_main_kernel() -> None:
 
 def test_a_stage_leaf_by_hand() -> None:
     """One copy leaf in the projector stage: queue of its 3 kernels + the range's fixed cost."""
-    params = RooflineParams(stage_host_overhead_us=20.0, launch_overhead_us=5.0, stage_overhead_us=150.0)
+    params = RooflineParams(
+        stage_host_overhead_us=20.0, launch_overhead_us=5.0, stage_overhead_us=150.0, prefill_execution="eager"
+    )
     leaf = Elementwise(label="copy", elements=50_000_000, kernels=3, stage="projector")
     work = 2 * 50e6 * 2 / (4.8e12 * 0.4)  # read + write, bf16, a copy at 40 % of 4.8 TB/s: 104.2 µs
     t = Roofline(H200, params, "bf16").stage_time(leaf)
     # The main kernel (104.2 + 5 µs) outlasts two issues (40 µs), so the others follow it back to back.
     assert t.total_s == pytest.approx(20 * US + (work + 5 * US) + 2 * 5 * US + 150 * US, rel=1e-12)
     assert t.host_s == pytest.approx(3 * 20 * US)
+
+
+def test_a_graphed_stage_leaf_by_hand() -> None:
+    """The same leaf replayed from a graph: work + 2 kernel floors + one graph launch + the range's cost."""
+    params = RooflineParams(kernel_floor_us=3.0, graph_launch_us=10.0, stage_overhead_us=150.0)
+    assert params.prefill_execution == "graph"  # the default with graph execution
+    leaf = Elementwise(label="copy", elements=50_000_000, kernels=3, stage="projector")
+    work = 2 * 50e6 * 2 / (4.8e12 * 0.4)
+    t = Roofline(H200, params, "bf16").stage_time(leaf)
+    assert t.total_s == pytest.approx(work + 2 * 3 * US + 10 * US + 150 * US, rel=1e-12)
+    assert t.host_s == 0.0
+    # Eager execution has no graphed prefill; neither has the official code.
+    assert RooflineParams(execution="eager").prefill_execution == "eager"
+    assert RooflineParams(implementation="hf-official").prefill_execution == "eager"
 
 
 def test_biased_attention_and_its_broadcast_add_use_their_own_factors() -> None:

@@ -144,12 +144,13 @@ def test_graph_decode_fit_recovers_the_kernel_floor_from_one_run() -> None:
 def test_eager_stage_host_costs_come_from_clip_and_the_projector() -> None:
     """Host-bound CLIP fixes the host time per kernel, the projector range its fixed cost (graph mode:
     decode has no host term); decode's own host time is left to decode."""
-    truth = with_values(RooflineParams(), {"stage_host_overhead_us": 30.0, "stage_overhead_us": 300.0})
+    start = RooflineParams(prefill_execution="eager")
+    truth = with_values(start, {"stage_host_overhead_us": 30.0, "stage_overhead_us": 300.0})
     w = load_workload("base").replace(max_new_tokens=64, batch_size=1)
     times = StagePredictor(SPEC, w, H100).times_ms(truth)
     samples = {k: StageSample(mean_ms=v, std_ms=0.01 * v, n=2) for k, v in times.items()}
     measured = MeasuredWorkload(key="base-b1-n64", workload=w, stages=samples)
-    fit = fit_params([measured], spec=SPEC, hardware=H100)
+    fit = fit_params([measured], spec=SPEC, hardware=H100, start=start)
     steps = {p.name: p for p in fit.fitted}
     assert steps["stage_host_overhead_us"].step == "SAM + CLIP"
     assert steps["stage_overhead_us"].step == "projector"

@@ -2,7 +2,9 @@
 
 Two decode modes (:data:`DECODE_MODES`): ``eager`` runs each step's kernels from Python with a
 cache of exactly the needed length; ``graph`` replays a captured static-shape step
-(:mod:`.static_decode`), so the GPU, not the host, sets the pace. Prefill and vision are eager in both.
+(:mod:`.static_decode`), so the GPU, not the host, sets the pace. In ``graph`` mode vision and the
+prompt prefill are replayed from graphs captured per input shape as well (:mod:`.static_prefill`),
+unless the MoE has no host-sync-free dispatch for the dtype (then they run eagerly).
 
 Host syncs: none per decode step while EOS is masked (``min_new_tokens`` not reached) and
 ``no_repeat_ngram_size`` is 0; otherwise one per step (the EOS check, like transformers' stopping
@@ -22,6 +24,7 @@ from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
 from llm_perf_opt.models.deepseek_ocr.preprocess import ModelInputs
 from llm_perf_opt.models.deepseek_ocr.static_decode import StaticDecoder
+from llm_perf_opt.models.deepseek_ocr.static_prefill import PrefillGraphs, prefill_capturable
 
 DECODE_MODES = ("graph", "eager")
 """``graph``: captured static-shape decode step (CUDA only); ``eager``: kernels issued one by one."""
@@ -97,6 +100,8 @@ class GenerationResult:
     """Bytes held by used cache positions: 2·layers·kv_heads·head_dim·dtype bytes·B·cache_len."""
     decode_mode: str = "eager"
     """How the decode steps ran: ``graph`` (replayed CUDA graphs) or ``eager``."""
+    prefill_mode: str = "eager"
+    """How vision and the prompt prefill ran: ``graph`` (replayed per input shape) or ``eager``."""
     capture_seconds: float = 0.0
     """Graph capture time spent inside this call (0 when the graphs already existed)."""
 
@@ -192,6 +197,7 @@ def generate(
     batch, prompt_len = inputs.batch_size, inputs.prompt_len
     max_len = prompt_len + max(max_new_tokens - 1, 0)
     graphs: StaticDecoder | None = None
+    prefill_graphs: PrefillGraphs | None = None
     capture_before = 0.0
     if decode_mode == "graph":
         existing = model.__dict__.get("_static_decoders", {}).get(batch)
@@ -199,6 +205,9 @@ def generate(
         capture_before = existing.capture_seconds if reused else 0.0
         graphs = static_decoder(model, batch, max_len)
         cache = graphs.cache
+        if prefill_capturable(model, model.dtype):
+            prefill_graphs = graphs.prefill_graphs(inputs)
+            prefill_graphs.load(inputs)  # staged before the timed stages, like ModelInputs.to below
     else:
         cache = new_cache(model, batch, max_len)
     ban = _NgramBan(no_repeat_ngram_size, inputs.input_ids) if no_repeat_ngram_size > 0 else None
@@ -227,7 +236,8 @@ def generate(
             return ids
 
         with ranges("prefill"):
-            logits = prefill(model, inputs, cache, ranges)
+            graphed = prefill_graphs
+            logits = prefill(model, inputs, cache, ranges) if graphed is None else graphed.run(ranges)
             ids = pick(logits) if max_new_tokens > 0 else greedy_ids(logits)
             produced = min(max_new_tokens, 1)
             if on_token is not None and produced:
@@ -248,5 +258,6 @@ def generate(
         cache_len=cache.length,
         kv_cache_bytes=cache.used_bytes,
         decode_mode=decode_mode,
+        prefill_mode="graph" if prefill_graphs is not None else "eager",
         capture_seconds=(graphs.capture_seconds - capture_before) if graphs is not None else 0.0,
     )

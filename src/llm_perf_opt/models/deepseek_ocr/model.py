@@ -110,27 +110,42 @@ class DeepseekOCRForCausalLM(nn.Module):
         newline] + [view_seperator]. Views of one size from all pages run as one batch; ``ranges``
         gets "vision" around everything, with "sam", "clip", "projector" nested inside.
         """
-        inner = self.model
         with ranges("vision"):
-            # Batches keyed by view side: every tile of every page, then every global view.
-            batches: dict[int, list[torch.Tensor]] = {}
-            for page in pages:
-                if page.tiles is not None:
-                    batches.setdefault(page.tiles.shape[-1], []).extend(page.tiles.unbind(0))
-                batches.setdefault(page.global_view.shape[-1], []).append(page.global_view)
-            pixels = {
-                side: torch.stack(views).to(device=self.device, dtype=self.dtype, non_blocking=True)
-                for side, views in batches.items()
-            }
+            pixels = self.stage_views(pages)
             with ranges("sam"):
-                sam_out = {side: inner.sam_model(x) for side, x in pixels.items()}
+                sam_out = self.sam_features(pixels)
             with ranges("clip"):
-                clip_out = {side: inner.vision_model(f) for side, f in sam_out.items()}
+                clip_out = self.clip_features(sam_out)
             with ranges("projector"):
-                feats = {side: inner.projector(fuse_features(clip_out[side], sam_out[side])) for side in sam_out}
-            return self._assemble(pages, feats)
+                feats = self.project(sam_out, clip_out)
+            return self.assemble(pages, feats)
 
-    def _assemble(self, pages: Sequence[PreparedPage], feats: dict[int, torch.Tensor]) -> torch.Tensor:
+    def stage_views(self, pages: Sequence[PreparedPage]) -> dict[int, torch.Tensor]:
+        """view side → [views, 3, side, side] on the device: every tile of every page, then every global view."""
+        batches: dict[int, list[torch.Tensor]] = {}
+        for page in pages:
+            if page.tiles is not None:
+                batches.setdefault(page.tiles.shape[-1], []).extend(page.tiles.unbind(0))
+            batches.setdefault(page.global_view.shape[-1], []).append(page.global_view)
+        return {
+            side: torch.stack(views).to(device=self.device, dtype=self.dtype, non_blocking=True)
+            for side, views in batches.items()
+        }
+
+    def sam_features(self, pixels: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """SAM features per view side (one batched pass per side)."""
+        return {side: self.model.sam_model(x) for side, x in pixels.items()}
+
+    def clip_features(self, sam_out: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """CLIP features per view side, fed by the SAM features."""
+        return {side: self.model.vision_model(f) for side, f in sam_out.items()}
+
+    def project(self, sam_out: dict[int, torch.Tensor], clip_out: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """Projected view features per side: [views, tokens, hidden]."""
+        return {side: self.model.projector(fuse_features(clip_out[side], sam_out[side])) for side in sam_out}
+
+    def assemble(self, pages: Sequence[PreparedPage], feats: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Image embeddings [B, slots, H] from the projected views (only the pages' shapes are read)."""
         newline = self.model.image_newline.to(self.dtype)
         separator = self.model.view_seperator.to(self.dtype).unsqueeze(0)
         taken = dict.fromkeys(feats, 0)

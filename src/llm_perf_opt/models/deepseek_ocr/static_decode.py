@@ -45,6 +45,8 @@ from llm_perf_opt.models.deepseek_ocr.common import sdpa_backends
 from llm_perf_opt.models.deepseek_ocr.decoder import DecoderLayer, MoE
 from llm_perf_opt.models.deepseek_ocr.kv_cache import KVCache
 from llm_perf_opt.models.deepseek_ocr.model import DeepseekOCRForCausalLM
+from llm_perf_opt.models.deepseek_ocr.preprocess import ModelInputs
+from llm_perf_opt.models.deepseek_ocr.static_prefill import PrefillGraphs, Signature, signature
 from llm_perf_opt.models.deepseek_ocr.step_attention import StepAttention, resolve_step_attention
 from llm_perf_opt.specs.execution import KV_BUCKET, bucket_capacity
 
@@ -104,6 +106,8 @@ class StaticDecoder:
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.pool: Any = None
         self.capture_seconds = 0.0
+        self.prefills: dict[Signature, PrefillGraphs] = {}
+        """Vision + prefill graphs per input signature (:mod:`.static_prefill`), sharing this cache and pool."""
 
     # ------------------------------------------------------------------ the step
 
@@ -154,6 +158,19 @@ class StaticDecoder:
                 self.graphs[length] = graph
         torch.cuda.synchronize(self.model.device)
         self.capture_seconds += time.perf_counter() - start
+
+    def prefill_graphs(self, inputs: ModelInputs) -> PrefillGraphs:
+        """The vision + prefill graphs for ``inputs``' shapes, captured on first use (cost in ``capture_seconds``)."""
+        key = signature(inputs)
+        found = self.prefills.get(key)
+        if found is None:
+            if self.cache.length:
+                raise RuntimeError("capture the prefill graphs before prefilling the cache")
+            found = self.prefills[key] = PrefillGraphs(self, inputs)
+            found.load(inputs)  # real inputs for the warm-up runs: routing like the timed calls
+            found.capture()
+            self.capture_seconds += found.capture_seconds
+        return found
 
     @torch.inference_mode()
     def step(self, token_ids: torch.Tensor) -> torch.Tensor:

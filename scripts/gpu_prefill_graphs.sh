@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# GPU evidence for graph-replayed vision + prefill (issue 9), about 9 minutes on an H200:
+#   1. `profile --decode-mode both` of the base page at batch 1 (stage times graph vs eager, one process);
+#   2. the graph validation matrix for VALIDATE_S seconds (resumable: run it again to finish it);
+#   3. the runnable-model tests on the GPU (graph vs eager prefill and decode, Triton kernels vs torch).
+# Results go to $RESULTS (default tmp/gpu-prefill) as they come; run directories as one tarball.
+#
+#   RESULTS=$OUT VALIDATE_S=300 bash scripts/gpu_prefill_graphs.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
+RESULTS="${RESULTS:-tmp/gpu-prefill}"
+RUNS="${RUNS_DIR:-/tmp/gpu-prefill-runs}"  # many files: they come back as one tarball
+mkdir -p "$RESULTS" "$RUNS"
+step() { echo "== $(date +%T) $*"; }
+pack() { tar czf "$RESULTS/runs.tgz" --exclude=inputs --exclude='trace*' --exclude='*.png' -C "$RUNS" .; }
+
+step "versions"
+"$PY" -c "import torch, transformers, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'transformers', transformers.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
+  | tee "$RESULTS/env.txt"
+
+step "profile base batch 1, graph vs eager"
+timeout 150 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode base \
+  --max-new-tokens 64 --repeats 3 --decode-mode both --no-torch-profiler \
+  --output-dir "$RUNS/base-b1-both" --run-id base-b1-both --quiet
+echo "rc=$?"
+pack
+
+step "validation matrix (graph), ${VALIDATE_S:-300}s"
+timeout $((${VALIDATE_S:-300} + 120)) "$PY" -m llm_perf_opt experiment validate --out "$RUNS/validation" \
+  --executions graph --budget-s "${VALIDATE_S:-300}" --quiet
+echo "rc=$?"
+pack
+
+step "runnable-model tests on the GPU"
+timeout "${TESTS_S:-150}" "$PY" -m pytest -q -p no:cacheprovider tests/unit/models/test_dsocr_static_prefill.py \
+  tests/unit/models/test_dsocr_static_decode.py tests/unit/models/test_dsocr_generate.py \
+  tests/unit/models/test_dsocr_moe_triton.py tests/unit/models/test_dsocr_attention_triton.py 2>&1 \
+  | tail -25 | tee "$RESULTS/pytest_models.txt"
+ls -la "$RESULTS"
