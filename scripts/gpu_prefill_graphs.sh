@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU evidence for graph-replayed vision + prefill (issue 9), about 9 minutes on an H200:
 #   1. `profile --decode-mode both` of the base page at batch 1 (stage times graph vs eager, one process);
+#      with PROFILES=1 also eager operator profiles of vision + prefill (base, Gundam, tiny at batch 1; base at 4);
 #   2. the graph validation matrix for VALIDATE_S seconds (resumable: run it again to finish it);
 #   3. the runnable-model tests on the GPU (graph vs eager prefill and decode, Triton kernels vs torch).
 # Results go to $RESULTS (default tmp/gpu-prefill) as they come; run directories as one tarball.
@@ -27,6 +28,18 @@ timeout 150 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random 
   --output-dir "$RUNS/base-b1-both" --run-id base-b1-both --quiet
 echo "rc=$?"
 pack
+
+if [ -n "${PROFILES:-}" ]; then  # operator tables of eager vision + prefill: the kernels the graphs replay
+  for spec in "base 1" "gundam 1" "tiny 1" "base 4"; do
+    set -- $spec
+    step "operator profile: $1 batch $2 (eager, torch profiler)"
+    timeout 120 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode "$1" \
+      --batch-size "$2" --max-new-tokens 2 --repeats 1 --decode-mode eager --top-k 40 \
+      --output-dir "$RUNS/ops-$1-b$2" --run-id "ops-$1-b$2" --quiet >/dev/null
+    echo "rc=$?"
+  done
+  pack
+fi
 
 step "validation matrix (graph), ${VALIDATE_S:-300}s"
 timeout $((${VALIDATE_S:-300} + 120)) "$PY" -m llm_perf_opt experiment validate --out "$RUNS/validation" \

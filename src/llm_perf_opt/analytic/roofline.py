@@ -50,6 +50,7 @@ from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
 from llm_perf_opt.data.analytic_inputs import DEFAULT_COMPUTE_EFFICIENCY as DEFAULT_COMPUTE_EFFICIENCY
 from llm_perf_opt.data.analytic_inputs import RooflineParams as RooflineParams
 from llm_perf_opt.hardware.table import HardwareSpec
+from llm_perf_opt.analytic.occupancy import sm_fill
 from llm_perf_opt.specs.execution import SPLIT_KV_BLOCK
 
 
@@ -184,7 +185,7 @@ class Roofline:
             eff = self.params.biased_attention_efficiency  # no flash kernel takes a bias
         else:
             eff = self.params.efficiency(layer.category)
-        compute = cost.executed_flops / (self.flops_per_s * eff)
+        compute = cost.executed_flops / (self.flops_per_s * eff * sm_fill(layer, self.hardware.sms))
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s

@@ -125,7 +125,7 @@ class PrefillGraphs:
         flat = embeds.view(-1, embeds.shape[-1])
         flat.index_copy_(0, self.slots, image.reshape(-1, image.shape[-1]).to(flat.dtype))
         hidden = inner.decode(embeds, cache)
-        self.logits = self.model.lm_head(hidden[:, -1:])[:, -1]
+        self.logits = self.model.lm_head(hidden[:, -1])  # rows, not a [B, 1, H] slice (see model.forward)
 
     def _stage(self, name: str) -> Callable[[], None]:
         return {"sam": self._sam, "clip": self._clip, "projector": self._projector, "decoder": self._decoder}[name]

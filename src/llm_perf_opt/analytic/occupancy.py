@@ -1,0 +1,60 @@
+"""How much of the GPU a matmul-class kernel keeps busy: wave quantization of its output tiles.
+
+A GEMM runs one CTA per output tile on one SM; with ``n`` tiles on ``S`` SMs it runs ⌈n/S⌉ waves and
+the last one is partly empty, so it reaches ``n / (⌈n/S⌉·S)`` of the compute rate it would reach on
+a full machine. That matters for the small matmuls of batch-1 vision and prefill once they are
+replayed from graphs (no host time hiding them): CLIP-L at batch 1 runs 257-row GEMMs whose output
+projection and fc2 (1024 wide) have 3 × 8 = 24 tiles of 128 × 128 on 132 SMs (18% of the SMs),
+which is why its batch-1 graph replay took 1.50 ms on the H200 where a full-machine roofline gives
+1.11 ms (docs/validation/h200). Flash attention runs one CTA per (sequence, head, 128-query block).
+
+Grouped expert GEMMs (the MoE of vision-free prefill) pad each expert's rows to whole tiles: with
+t = T·k/E rows per expert at the expected load, they execute ⌈t/128⌉·128 rows' worth of FLOPs. At
+batch 1 (283 prompt tokens, k = 6, E = 64: 26.5 rows per expert) that is 21% useful work, at batch 8
+(212 rows) 83%.
+
+Decode-step matmuls are weight-streaming GEMVs (memory-bound at every batch the model serves), so
+the decode stage is left at a full machine.
+"""
+
+from __future__ import annotations
+
+from llm_perf_opt.analytic.base import BaseLayer
+from llm_perf_opt.analytic.moe import ExpertMLP
+from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Linear
+
+GEMM_TILE = 128
+"""Output tile side of a bf16 GEMM CTA on Hopper-class GPUs (cuBLAS / CUTLASS 128 × 128 tiles)."""
+ATTENTION_Q_TILE = 128
+"""Queries per CTA of a flash-attention forward kernel (FlashAttention 2/3 on Hopper)."""
+
+
+def _tiles(n: int, tile: int) -> int:
+    return -(-n // tile)
+
+
+def output_tiles(layer: BaseLayer) -> int | None:
+    """CTAs of ``layer``'s main kernel, or None where the layer is not a tiled matmul."""
+    if isinstance(layer, Linear):
+        return _tiles(layer.tokens, GEMM_TILE) * _tiles(layer.out_features, GEMM_TILE)
+    if isinstance(layer, Conv2d):  # implicit GEMM: output pixels × output channels
+        return _tiles(layer.batch * layer.out_side**2, GEMM_TILE) * _tiles(layer.out_channels, GEMM_TILE)
+    if isinstance(layer, AttentionCore) and layer.q_len > 1:
+        return layer.batch * layer.heads * _tiles(layer.q_len, ATTENTION_Q_TILE)
+    return None
+
+
+def sm_fill(layer: BaseLayer, sms: int | None) -> float:
+    """Share of the compute rate ``layer`` reaches on ``sms`` SMs: tiles / (waves · SMs), or for a routed
+    expert its rows / rows padded to whole tiles; 1.0 when the SM count is unknown, the layer is no
+    tiled matmul, or it belongs to the decode stage."""
+    if layer.stage == "decode":
+        return 1.0
+    if isinstance(layer, ExpertMLP):
+        rows = layer.tokens
+        return rows / (_tiles(int(-(-rows // 1)), GEMM_TILE) * GEMM_TILE) if rows > 0 else 1.0
+    tiles = output_tiles(layer)
+    if not tiles or not sms:
+        return 1.0
+    waves = -(-tiles // sms)
+    return tiles / (waves * sms)
