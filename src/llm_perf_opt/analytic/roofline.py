@@ -43,6 +43,7 @@ import math
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
+from llm_perf_opt.analytic.occupancy import sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
@@ -50,7 +51,6 @@ from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
 from llm_perf_opt.data.analytic_inputs import DEFAULT_COMPUTE_EFFICIENCY as DEFAULT_COMPUTE_EFFICIENCY
 from llm_perf_opt.data.analytic_inputs import RooflineParams as RooflineParams
 from llm_perf_opt.hardware.table import HardwareSpec
-from llm_perf_opt.analytic.occupancy import sm_fill
 from llm_perf_opt.specs.execution import SPLIT_KV_BLOCK
 
 
@@ -183,6 +183,8 @@ class Roofline:
     def _terms(self, layer: BaseLayer, cost: Cost) -> tuple[float, float, float]:
         if isinstance(layer, AttentionCore) and layer.bias:
             eff = self.params.biased_attention_efficiency  # no flash kernel takes a bias
+        elif isinstance(layer, AttentionCore) and layer.stage == "prefill":
+            eff = self.params.prefill_attention_efficiency  # causal flash over the prompt: its own rate
         else:
             eff = self.params.efficiency(layer.category)
         compute = cost.executed_flops / (self.flops_per_s * eff * sm_fill(layer, self.hardware.sms))
@@ -223,13 +225,20 @@ class Roofline:
             t.total_s = work
             floors = 0.0
         else:
-            t.total_s = max(work, self.floor_s) + (kernels - 1) * self.floor_s
+            t.total_s = max(work, self._main_floor(layer)) + (kernels - 1) * self.floor_s
             floors = t.total_s - work
         t.launch_s = floors  # the per-kernel floor plays the launch term's part in reports
         t.by_bound["launch"] = floors
         t.by_bound["compute"] = work * comp_share
         t.by_bound["memory"] = work * (1.0 - comp_share)
         return t
+
+    def _main_floor(self, layer: BaseLayer) -> float:
+        """Least time of the leaf's main kernel: the prefill's causal attention kernel has its own
+        (``attention_floor_us``), every other kernel ``kernel_floor_us``."""
+        if isinstance(layer, AttentionCore) and layer.stage == "prefill":
+            return max(self.params.attention_floor_us * 1e-6, self.floor_s)
+        return self.floor_s
 
     def _sm_share(self, layer: BaseLayer) -> float:
         """Share of the SMs (and so of the bandwidth) the graph step's attention kernels can use.
@@ -335,12 +344,12 @@ class Roofline:
 
     def graph_span(self, parts: list[tuple[BaseLayer, int]], *, synchronised: bool = True) -> Timing:
         """Timing of ``parts`` replayed as one captured graph in a synchronised range: the kernels'
-        graph times + one graph launch + ``stage_overhead_us`` (the range's own cost); no host term.
+        graph times + one graph launch + ``graph_stage_overhead_us`` (the range's own cost); no host term.
         Not ``synchronised``: part of another graph, the kernels' times alone."""
         t = Timing()
         for layer, n in parts:
             t.add(self.time(layer), n)
-        extra = self.graph_launch_s + self.stage_overhead_s if synchronised and parts else 0.0
+        extra = self.graph_launch_s + self.params.graph_stage_overhead_us * 1e-6 if synchronised and parts else 0.0
         t.total_s += extra
         t.launch_s += extra
         t.by_bound["launch"] += extra

@@ -77,6 +77,10 @@ SAM_KERNELS = ("biased_attention_efficiency", "broadcast_bandwidth_efficiency")
 STAGE_HOST = ("stage_host_overhead_us", "stage_overhead_us")
 """Host costs of the eager stages: CLIP is host-bound at batch 1 (per-kernel issue), the projector range
 is mostly its fixed cost."""
+RANGE_COSTS = ("stage_overhead_us", "graph_stage_overhead_us")
+"""Fixed costs of a synchronised stage range, eager and replayed: the projector range is mostly that."""
+PREFILL_KERNELS = ("expert_host_overhead_us", "attention_floor_us", "prefill_attention_efficiency")
+"""Prefill-only kernel costs: the official MoE loop's host issue, the causal attention's floor and rate."""
 STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
     (
         "decode",
@@ -88,11 +92,11 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
         ("sam", "clip"),
         lambda n: n[len(COMPUTE) :] in VISION_CATEGORIES or n in SAM_KERNELS or n == "stage_host_overhead_us",
     ),
-    ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", "stage_overhead_us")),
+    ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", *RANGE_COSTS)),
     (
         "prefill (decoder)",
         ("prefill_decoder",),
-        lambda n: n[len(COMPUTE) :] in DECODER_CATEGORIES or n == "expert_host_overhead_us",
+        lambda n: n[len(COMPUTE) :] in DECODER_CATEGORIES or n in PREFILL_KERNELS,
     ),
 )
 """(step name, stages it sees, parameters it fits); parameters no step claims are fitted last to all stages."""

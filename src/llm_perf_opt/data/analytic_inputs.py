@@ -181,6 +181,21 @@ class RooflineParams:
     synchronisations and events at its boundaries and the Python around the modules (µs per range).
     150: the H200 calibration run (docs/validation/h200 runs/graph/base-b1-n256) timed the projector
     range, three small kernels, at 0.218 ms; calibration fits it from the projector stage."""
+    graph_stage_overhead_us: float = field(default=30.0, converter=float, validator=_check_non_negative)
+    """Fixed cost of one CUDA-synchronised range around a replayed graph (sam, clip, projector under graph
+    prefill): the synchronisations, events and the replay call (µs). 30: the projector range of the H200
+    graph runs took 0.041–0.05 ms (p50 over 25 runs, docs/validation/h200) for ~15 µs of kernels plus
+    the graph launch; calibration fits it from the projector stage."""
+    attention_floor_us: float = field(default=12.0, converter=float, validator=_check_non_negative)
+    """Least GPU time of the prefill's causal attention kernel (SDPA's flash forward, head dim 128; µs).
+    12: on the H200 it took 12.3 µs per call at 83 prompt tokens and 12.7 at 283 (batch 1, 10 heads:
+    1–3 query blocks per head), well above the 0.2–1 µs its FLOPs need (docs/validation/h200/prefill-ops,
+    operator tables). CLIP's short non-causal head-dim-64 attention stays at ``kernel_floor_us``."""
+    prefill_attention_efficiency: float = field(default=0.14, converter=float, validator=_check_fraction)
+    """Fraction of the compute peak reached by the prefill's causal attention (SDPA's flash forward, head
+    dim 128, over the visible scores). 0.14 on the H200: 1.51 ms for 205 GFLOP at 8 Gundam A4 pages
+    (docs/validation/h200/prefill-b8/gundam-b8) and 0.37 ms for 25 GFLOP at one (913 prompt tokens,
+    docs/validation/h200/prefill-ops); the decoder's GEMMs keep ``decoder_attention``'s factor."""
     biased_attention_efficiency: float = field(default=0.068, converter=float, validator=_check_fraction)
     """Fraction of the compute peak reached by attention with a materialised additive bias (SAM's relative
     positions: PyTorch's memory-efficient SDPA kernel, as flash takes no bias). 0.068 on the H200:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from llm_perf_opt.contracts.profile import Stats
 from llm_perf_opt.data.profile import LLMProfileReport
 from llm_perf_opt.data.stats import summarize
 from llm_perf_opt.reporting.profile_format import METRIC_LABELS, STATS_HEADER, stats_row
@@ -87,6 +88,7 @@ def _stage_table(state: ProfileState, report: LLMProfileReport | None) -> list[s
         st = agg.get(key)
         return st.mean if st else 0.0
 
+    lines += _modes_table(agg)
     parts = ["vision_ms", "projector_ms", "prefill_decoder_ms", "decode_ms", "other_ms"]
     total = mean("total_ms")
     summed = sum(mean(k) for k in parts)
@@ -98,6 +100,27 @@ def _stage_table(state: ProfileState, report: LLMProfileReport | None) -> list[s
         "",
     ]
     return lines
+
+
+def _modes_table(agg: dict[str, Stats]) -> list[str]:
+    """Graph vs eager side by side (``--decode-mode both``): the per-mode means report_build aggregated."""
+    modes = sorted({key[key.index("[") + 1 : -1] for key in agg if key.endswith("]") and "[" in key})
+    if len(modes) < 2:
+        return []
+    rows = []
+    for key, label in METRIC_LABELS.items():
+        cells = [agg.get(f"{key}[{mode}]") for mode in modes]
+        if any(c is not None for c in cells):
+            rows.append([label.strip(), *(num(c.mean) if c else MISSING for c in cells)])
+    return [
+        "### Per execution mode (means; the table above is the first mode's runs)",
+        "",
+        "graph: vision, projector and prefill replayed from CUDA graphs per input shape, each decode step "
+        "from one per KV bucket; eager: every kernel issued from Python.",
+        "",
+        table(["Metric", *modes], rows, "l" + "r" * len(modes)),
+        "",
+    ]
 
 
 def _mfu_table(state: ProfileState, report: LLMProfileReport | None) -> list[str]:

@@ -168,3 +168,23 @@ def test_reads_a_real_h100_run_with_gpu_busy_times() -> None:
     report = build_report(run.spec, mw.workload, run.hardware, params=fit.params, precision=run.precision)
     comparison = compare_run(run, report)
     assert {"sam_gpu", "decode", "total"} <= {r.stage for r in comparison.rows}
+
+
+def test_execution_modes_come_from_the_records(gpu_run: Path) -> None:
+    """Graph only when every timed call replayed graphs; runs from before prefill graphs (no field) are eager."""
+    recs = runs(gpu_run)
+    for rec in recs:
+        rec.pop("prefill_mode", None)
+        rec["decode_mode"] = "graph"
+    (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    run = read_run_dir(gpu_run)
+    assert (run.execution, run.prefill_execution) == ("graph", "eager")
+    assert run.start_params().prefill_execution == "eager" and run.start_params().execution == "graph"
+    for rec in recs:
+        rec["prefill_mode"] = "graph"
+    (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert read_run_dir(gpu_run).prefill_execution == "graph"
+    recs[0]["decode_mode"] = "eager"  # a mixed run (--decode-mode both) is not a graph run
+    (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert read_run_dir(gpu_run).execution == "eager"
+    assert read_run_dir(gpu_run).start_params().prefill_execution == "eager"

@@ -50,3 +50,14 @@ def test_runs_record_their_decode_mode_and_modes_are_compared(tmp_path: Path) ->
     assert agg["tpot_ms[graph]"].mean == eager.decode_ms / 12
     figures = decode_mode_figures(agg)
     assert abs(figures["decode_speedup_graph_vs_eager"] - 4.0) < 1e-9
+    # Graph mode replays vision and prefill as well: their stages are compared per mode too, and
+    # report.md renders both modes side by side.
+    graph = attrs.evolve(graph, prefill_mode="graph", clip_ms=eager.clip_ms / 5)
+    agg = decode_mode_aggregates([eager, graph])
+    assert agg["clip_ms[graph]"].mean == eager.clip_ms / 5 and agg["clip_ms[eager]"].mean == eager.clip_ms
+    from llm_perf_opt.reporting.profile_report import _modes_table
+
+    text = "\n".join(_modes_table(agg))
+    row = next(line for line in text.splitlines() if line.startswith("| CLIP"))
+    assert "| Metric | eager | graph |" in text
+    assert f"{eager.clip_ms:.2f}" in row and f"{eager.clip_ms / 5:.2f}" in row

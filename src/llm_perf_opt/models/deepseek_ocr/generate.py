@@ -212,8 +212,8 @@ def generate(
         cache = new_cache(model, batch, max_len)
     ban = _NgramBan(no_repeat_ngram_size, inputs.input_ids) if no_repeat_ngram_size > 0 else None
 
-    # Staged before the timed stages (see ModelInputs.to).
-    inputs = inputs.to(model.device, model.dtype)
+    if prefill_graphs is None:  # staged before the timed stages (see ModelInputs.to); graphs: load() did it
+        inputs = inputs.to(model.device, model.dtype)
     with torch.inference_mode():
         out = torch.full((batch, max_new_tokens), eos, dtype=torch.long, device=model.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=model.device)

@@ -1,0 +1,71 @@
+"""SM fill of tiled matmuls (wave quantization) and the prefill attention's own floor and rate, by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_perf_opt.analytic.moe import ExpertMLP
+from llm_perf_opt.analytic.occupancy import sm_fill
+from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Elementwise, Linear
+from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
+from llm_perf_opt.hardware.table import load_hardware
+
+H200 = load_hardware("h200")  # 132 SMs, 989.4 TFLOP/s dense bf16
+
+
+def test_wave_quantization_by_hand() -> None:
+    # CLIP-L fc2 at batch 1: 257 rows × 1024 outputs = 3 × 8 tiles of 128 on 132 SMs.
+    fc2 = Linear(tokens=257, in_features=4096, out_features=1024, stage="vision")
+    assert sm_fill(fc2, 132) == pytest.approx(24 / 132)
+    # 133 tiles need two waves of 132: 133 / 264.
+    wide = Linear(tokens=128 * 7, in_features=64, out_features=128 * 19, stage="prefill")
+    assert sm_fill(wide, 132) == pytest.approx(133 / 264)
+    # Implicit-GEMM convolution: 2 images × 64² outputs = 64 row tiles × 2 channel tiles.
+    conv = Conv2d(batch=2, in_channels=768, out_channels=256, kernel=1, in_side=64, stage="vision")
+    assert sm_fill(conv, 132) == pytest.approx(128 / 132)
+    # Flash attention: one CTA per (sequence, head, 128 queries): 1 × 10 × 3 = 30.
+    attn = AttentionCore(
+        batch=1, heads=10, q_len=283, kv_len=283, head_dim=128, kv_heads=10, causal=True, stage="prefill"
+    )
+    assert sm_fill(attn, 132) == pytest.approx(30 / 132)
+
+
+def test_no_fill_where_it_does_not_apply() -> None:
+    fc2 = Linear(tokens=257, in_features=4096, out_features=1024, stage="vision")
+    assert sm_fill(fc2, None) == 1.0  # SM count unknown
+    gemv = Linear(tokens=1, in_features=1280, out_features=1280, stage="decode")
+    assert sm_fill(gemv, 132) == 1.0  # decode GEMVs stream weights
+    assert sm_fill(Elementwise(label="add", elements=1e6, stage="prefill"), 132) == 1.0
+
+
+def test_grouped_experts_pad_rows_to_whole_tiles() -> None:
+    # 283 tokens × k = 6 over 64 experts: 26.53 rows per expert in one 128-row tile; 212 rows in two.
+    small = ExpertMLP(tokens=283 * 6 / 64, touch_prob=1.0, hidden=1280, inter=896, stage="prefill")
+    assert sm_fill(small, 132) == pytest.approx((283 * 6 / 64) / 128)
+    big = ExpertMLP(tokens=2264 * 6 / 64, touch_prob=1.0, hidden=1280, inter=896, stage="prefill")
+    assert sm_fill(big, 132) == pytest.approx((2264 * 6 / 64) / 256)
+
+
+def test_compute_time_divides_by_the_fill() -> None:
+    params = RooflineParams(compute_efficiency={"vision_mlp": 0.5})
+    fc2 = Linear(tokens=257, in_features=4096, out_features=1024, op_category="vision_mlp", stage="vision")
+    t = Roofline(H200, params, "bf16").time(fc2)
+    assert t.compute_s == pytest.approx(2 * 257 * 4096 * 1024 / (989.4e12 * 0.5 * 24 / 132), rel=1e-9)
+
+
+def test_prefill_attention_has_its_own_rate_and_floor() -> None:
+    params = RooflineParams(prefill_attention_efficiency=0.14, attention_floor_us=12.0, kernel_floor_us=3.0)
+    roof = Roofline(H200, params, "bf16")
+    # One Gundam page: 913 causal queries, 10 heads of 128: 1 × 10 × ⌈913/128⌉ = 80 CTAs.
+    big = AttentionCore(
+        batch=1, heads=10, q_len=913, kv_len=913, head_dim=128, kv_heads=10, causal=True, stage="prefill"
+    )
+    visible = 913 * 914 / 2
+    assert roof.time(big).compute_s == pytest.approx(4 * 10 * 128 * visible / (989.4e12 * 0.14 * 80 / 132))
+    # A short prompt's attention needs far less than the floor: it takes the attention floor, not 3 µs.
+    short = AttentionCore(
+        batch=1, heads=10, q_len=83, kv_len=83, head_dim=128, kv_heads=10, causal=True, stage="prefill"
+    )
+    assert roof.time(short).total_s == pytest.approx(12e-6)
+    vision = AttentionCore(batch=1, heads=16, q_len=65, kv_len=65, head_dim=64, kv_heads=16, stage="vision")
+    assert roof.time(vision).total_s == pytest.approx(3e-6)  # CLIP's short attention keeps the kernel floor
