@@ -27,10 +27,11 @@ from llm_perf_opt.specs.execution import FUSED_MAX_PAIRS
 from llm_perf_opt.specs.model_spec import DecoderSpec
 
 MOE, ROUTER = "moe_experts", "moe_router"
-DISPATCH_KERNELS = 18
+DISPATCH_KERNELS = 19
 """Grouped-GEMM MoE of the runnable model, whatever k and E (CUDA kernel census of a decode step, H200,
 torch 2.11: benchmarks/bench_decode_kernels.py): sort (arange + radix sort), ÷k, gather, searchsorted,
-2 × (grouped-GEMM setup + GEMM), silu, mul, index_copy back, × weights in fp32, sum over k, cast, 3 copies."""
+2 × (grouped-GEMM setup + GEMM), silu, mul, index_copy back, × weights in fp32, sum over k, cast, 3 copies
+(18 in the census), + the cast of the expert ids to uint8 sort keys added after it (models/deepseek_ocr/mlp.py)."""
 
 FUSED_DISPATCH_KERNELS = 3
 """Fused MoE of the graph decode step at ≤ FUSED_MAX_PAIRS token-expert pairs (census of the step,

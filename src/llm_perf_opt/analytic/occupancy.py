@@ -13,6 +13,10 @@ t = T·k/E rows per expert at the expected load, they execute ⌈t/128⌉·128 r
 batch 1 (283 prompt tokens, k = 6, E = 64: 26.5 rows per expert) that is 21% useful work, at batch 8
 (212 rows) 83%.
 
+The official checkpoint code is not filled this way (the roofline passes it a full machine): it is
+host-bound eager, so its GPU rate never sets the pace, and its per-expert cuBLAS calls pick tiles for
+their few rows instead of a grouped GEMM's fixed 128.
+
 Decode-step matmuls are weight-streaming GEMVs (memory-bound at every batch the model serves), so
 the decode stage is left at a full machine.
 """
@@ -46,8 +50,8 @@ def output_tiles(layer: BaseLayer) -> int | None:
 
 def sm_fill(layer: BaseLayer, sms: int | None) -> float:
     """Share of the compute rate ``layer`` reaches on ``sms`` SMs: tiles / (waves · SMs), or for a routed
-    expert its rows / rows padded to whole tiles; 1.0 when the SM count is unknown, the layer is no
-    tiled matmul, or it belongs to the decode stage."""
+    expert of the grouped GEMM its rows / rows padded to whole tiles; 1.0 when the SM count is unknown,
+    the layer is no tiled matmul, or it belongs to the decode stage."""
     if layer.stage == "decode":
         return 1.0
     if isinstance(layer, ExpertMLP):

@@ -187,7 +187,9 @@ class Roofline:
             eff = self.params.prefill_attention_efficiency  # causal flash over the prompt: its own rate
         else:
             eff = self.params.efficiency(layer.category)
-        compute = cost.executed_flops / (self.flops_per_s * eff * sm_fill(layer, self.hardware.sms))
+        official = self.params.implementation == "hf-official"  # see analytic/occupancy.py
+        fill = 1.0 if official else sm_fill(layer, self.hardware.sms)
+        compute = cost.executed_flops / (self.flops_per_s * eff * fill)
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s

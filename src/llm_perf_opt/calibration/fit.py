@@ -69,6 +69,10 @@ TAU = {
     # Measured from a GPU-bound prefill; trades off against the MoE GEMMs' efficiency in prefill stage
     # times, so a wide prior would let a fit move one for the other.
     "elementwise_bandwidth_efficiency": 0.05,
+    # Measured per kernel family on the H200 like the two above; the causal attention scales with tokens²
+    # next to the experts' tokens, so a wide prior would let one prefill time move it for moe_experts.
+    "prefill_attention_efficiency": 0.3,
+    "attention_floor_us": 0.3,
 }
 """Prior widths (standard deviation of log θ); other float fields get 1.0."""
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")
@@ -85,7 +89,7 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
     (
         "decode",
         ("decode",),
-        lambda n: not n.startswith(COMPUTE) and n not in SAM_KERNELS + STAGE_HOST + ("expert_host_overhead_us",),
+        lambda n: not n.startswith(COMPUTE) and n not in SAM_KERNELS + STAGE_HOST + RANGE_COSTS + PREFILL_KERNELS,
     ),
     (
         "SAM + CLIP",

@@ -135,8 +135,9 @@ def test_closed_form_time_when_attention_crosses_the_ridge() -> None:
         toy, RooflineParams(launch_overhead_us=0.0, host_overhead_us=0.0, execution="eager"), "bf16"
     )  # GPU side only
     dec = TINY.decoder
-    first = DecoderStack(batch=1, q_len=1, context=2, dec=dec)
-    last = DecoderStack(batch=1, q_len=1, context=40, dec=dec)
+    # Decode-stage stacks: outside decode, one-token matmuls would fill few SMs (analytic/occupancy.py).
+    first = DecoderStack(batch=1, q_len=1, context=2, dec=dec, stage="decode")
+    last = DecoderStack(batch=1, q_len=1, context=40, dec=dec, stage="decode")
 
     def core_bound(stack: DecoderStack) -> str:
         layer = next(c.layer for c in stack.children() if c.name == "layers.moe")
@@ -146,7 +147,7 @@ def test_closed_form_time_when_attention_crosses_the_ridge() -> None:
 
     assert (core_bound(first), core_bound(last)) == ("memory", "compute")
     stage = DecodeStage(batch=1, prefill_tokens=1, steps=39, dec=dec, execution="eager", stage="decode")
-    loop = [rl.time(DecoderStack(batch=1, q_len=1, context=1 + j, dec=dec)) for j in range(1, 40)]
+    loop = [rl.time(DecoderStack(batch=1, q_len=1, context=1 + j, dec=dec, stage="decode")) for j in range(1, 40)]
     closed = rl.time(stage)
     assert closed.total_s == pytest.approx(sum(t.total_s for t in loop), rel=1e-9)
     for bound in ("compute", "memory"):

@@ -48,9 +48,7 @@ def test_order_matters_a_stage_level_max_does_not_see() -> None:
 
 
 @given(
-    st.lists(
-        st.tuples(st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.integers(1, 5)), min_size=1, max_size=6
-    ),
+    st.lists(st.tuples(st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.integers(1, 5)), min_size=1, max_size=6),
     st.integers(1, 9),
 )
 def test_span_algebra_equals_the_queue_by_brute_force(runs: list[tuple[float, float, int]], reps: int) -> None:
@@ -86,13 +84,16 @@ def test_a_stage_leaf_by_hand() -> None:
 
 
 def test_a_graphed_stage_leaf_by_hand() -> None:
-    """The same leaf replayed from a graph: work + 2 kernel floors + one graph launch + the range's cost."""
-    params = RooflineParams(kernel_floor_us=3.0, graph_launch_us=10.0, stage_overhead_us=150.0)
+    """The same leaf replayed from a graph: work + 2 kernel floors + one graph launch + the range's cost
+    (the replayed range's own, not the eager range's 150 µs of Python)."""
+    params = RooflineParams(
+        kernel_floor_us=3.0, graph_launch_us=10.0, stage_overhead_us=150.0, graph_stage_overhead_us=30.0
+    )
     assert params.prefill_execution == "graph"  # the default with graph execution
     leaf = Elementwise(label="copy", elements=50_000_000, kernels=3, stage="projector")
     work = 2 * 50e6 * 2 / (4.8e12 * 0.4)
     t = Roofline(H200, params, "bf16").stage_time(leaf)
-    assert t.total_s == pytest.approx(work + 2 * 3 * US + 10 * US + 150 * US, rel=1e-12)
+    assert t.total_s == pytest.approx(work + 2 * 3 * US + 10 * US + 30 * US, rel=1e-12)
     assert t.host_s == 0.0
     # Eager execution has no graphed prefill; neither has the official code.
     assert RooflineParams(execution="eager").prefill_execution == "eager"
@@ -102,13 +103,31 @@ def test_a_graphed_stage_leaf_by_hand() -> None:
 def test_biased_attention_and_its_broadcast_add_use_their_own_factors() -> None:
     params = RooflineParams(biased_attention_efficiency=0.05, broadcast_bandwidth_efficiency=0.1)
     roof = Roofline(H200, params, "bf16")
-    attn = AttentionCore(batch=1, heads=12, q_len=4096, kv_len=4096, head_dim=64, kv_heads=12, bias=True,
-                         op_category="vision_attention", stage="vision")
+    attn = AttentionCore(
+        batch=1,
+        heads=12,
+        q_len=4096,
+        kv_len=4096,
+        head_dim=64,
+        kv_heads=12,
+        bias=True,
+        op_category="vision_attention",
+        stage="vision",
+    )
     flops = 4 * 12 * 4096 * 4096 * 64
-    assert roof.time(attn).compute_s == pytest.approx(flops / (989.4e12 * 0.05), rel=1e-12)
-    plain = AttentionCore(batch=1, heads=12, q_len=4096, kv_len=4096, head_dim=64, kv_heads=12,
-                          op_category="vision_attention", stage="vision")
-    assert roof.time(plain).compute_s == pytest.approx(flops / (989.4e12 * 0.5), rel=1e-12)  # category default
+    fill = 384 / 396  # 12 heads × 32 blocks of 128 queries = 384 CTAs: three waves of 132 SMs
+    assert roof.time(attn).compute_s == pytest.approx(flops / (989.4e12 * 0.05 * fill), rel=1e-12)
+    plain = AttentionCore(
+        batch=1,
+        heads=12,
+        q_len=4096,
+        kv_len=4096,
+        head_dim=64,
+        kv_heads=12,
+        op_category="vision_attention",
+        stage="vision",
+    )
+    assert roof.time(plain).compute_s == pytest.approx(flops / (989.4e12 * 0.5 * fill), rel=1e-12)  # category
     rel = RelPosBias(seqs=1, side=64, heads=12, head_dim=64, stored_rows=127, stage="vision")
     bias = 12 * 64**4 * 2  # the [1, 12, 4096, 4096] bf16 bias the broadcast add writes
     rest = rel.cost().bytes_moved - bias
@@ -117,8 +136,10 @@ def test_biased_attention_and_its_broadcast_add_use_their_own_factors() -> None:
 
 def _totals(**kw: float | str) -> dict[str, float]:
     work = load_workload("base").replace(max_new_tokens=16, batch_size=1)
-    return {k: v.predicted_ms for k, v in stage_totals(DEEPSEEK_OCR, work, hardware=H200,
-                                                      params=RooflineParams(**kw)).items()}
+    return {
+        k: v.predicted_ms
+        for k, v in stage_totals(DEEPSEEK_OCR, work, hardware=H200, params=RooflineParams(**kw)).items()
+    }
 
 
 def test_decode_and_eager_stages_have_separate_host_costs() -> None:

@@ -249,10 +249,13 @@ class MoE(PackedModule):
             h = self._act(torch.bmm(self.gate_up_weight[flat_ids], pairs).squeeze(-1))
             y = torch.bmm(self.down_weight[flat_ids], h.unsqueeze(-1)).squeeze(-1)
         else:
-            sorted_ids, order = torch.sort(flat_ids, stable=True)
+            # Expert ids as uint8 keys where they fit: a radix sort runs one pass per 8-bit digit, so int64
+            # ids cost eight (H200 prefill: 27–70 µs per MoE layer, ~10% of a batch-1 prefill).
+            keys = flat_ids.to(torch.uint8) if self.num_experts <= 256 else flat_ids
+            sorted_ids, order = torch.sort(keys, stable=True)
             xs = x.index_select(0, order // k)
             if self._expert_range is None or self._expert_range.device != x.device:
-                self._expert_range = torch.arange(self.num_experts, device=x.device)
+                self._expert_range = torch.arange(self.num_experts, device=x.device, dtype=keys.dtype)
             # ends[e] = number of pairs routed to experts ≤ e (grouped_mm's cumulative offsets).
             ends = torch.searchsorted(sorted_ids, self._expert_range, right=True, out_int32=True)
             ys = self._grouped(xs, ends) if impl == "grouped" else self._loop(xs, ends)
