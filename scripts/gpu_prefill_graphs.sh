@@ -2,6 +2,7 @@
 # GPU evidence for graph-replayed vision + prefill (issue 9), about 9 minutes on an H200:
 #   1. `profile --decode-mode both` of the base page at batch 1 (stage times graph vs eager, one process);
 #      with PROFILES=1 also eager operator profiles of vision + prefill (base, Gundam, tiny at batch 1; base at 4);
+#      with BENCH=1 decode ms/token graph vs eager at batch 1/8/32 and a kernel census of a batch-1 step;
 #   2. the graph validation matrix for VALIDATE_S seconds (resumable: run it again to finish it);
 #   3. the runnable-model tests on the GPU (graph vs eager prefill and decode, Triton kernels vs torch).
 # Results go to $RESULTS (default tmp/gpu-prefill) as they come; run directories as one tarball.
@@ -24,7 +25,7 @@ step "versions"
 
 step "profile base batch 1, graph vs eager"
 timeout 150 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode base \
-  --max-new-tokens 64 --repeats 3 --decode-mode both --no-torch-profiler \
+  --max-new-tokens 64 --repeats 3 --decode-mode both \
   --output-dir "$RUNS/base-b1-both" --run-id base-b1-both --quiet
 echo "rc=$?"
 pack
@@ -39,6 +40,15 @@ if [ -n "${PROFILES:-}" ]; then  # operator tables of eager vision + prefill: th
     echo "rc=$?"
   done
   pack
+fi
+
+if [ -n "${BENCH:-}" ]; then  # decode ms/token graph vs eager, and the kernel census of a step
+  step "decode ms/token, graph vs eager"
+  timeout 200 "$PY" benchmarks/bench_decode_modes.py --batch 1 8 32 --tokens 257 --repeats 3 --check-batch 1 \
+    | grep '^{"batch"' | tee "$RESULTS/decode_modes.jsonl"
+  step "kernel census of a decode step (batch 1)"
+  timeout 120 "$PY" benchmarks/bench_decode_kernels.py --batch 1 --steps 16 >"$RESULTS/decode_kernels.jsonl"
+  echo "rc=$?"
 fi
 
 step "validation matrix (graph), ${VALIDATE_S:-300}s"
