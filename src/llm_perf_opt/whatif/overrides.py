@@ -12,8 +12,10 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
   ``roofline.use_achievable_peaks``, ``roofline.kernel_floor_us``, ``roofline.graph_launch_us``, the eager
   stages' ``roofline.stage_host_overhead_us``, ``roofline.stage_overhead_us``,
   ``roofline.biased_attention_efficiency``, ``roofline.broadcast_bandwidth_efficiency``,
-  ``roofline.elementwise_bandwidth_efficiency``, ``roofline.compute_efficiency`` (every category at once)
-  and ``roofline.compute_efficiency.<category>``.
+  ``roofline.elementwise_bandwidth_efficiency``, the replayed stages' ``roofline.graph_stage_overhead_us``,
+  ``roofline.attention_floor_us``, ``roofline.prefill_attention_efficiency``, ``roofline.compute_efficiency``
+  (every category at once) and ``roofline.compute_efficiency.<category>``; ``execution`` and
+  ``prefill_execution`` (graph | eager).
 
 Values come as text from the command line or typed from Python; both go through the same parser,
 and a bad one is a :class:`~llm_perf_opt.errors.UserError` naming the key and the value. Overrides
@@ -188,6 +190,15 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.expert_host_overhead_us", group=ROOFLINE, expects="a number >= 0",
                 parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.graph_stage_overhead_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.attention_floor_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.prefill_attention_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
+                parse=_float_parser(0.0, 1.0)),
+        KeyInfo(name="prefill_execution", group=ROOFLINE,
+                expects="graph or eager (vision, projector, prefill; eager under eager execution)",
+                parse=_choice_parser(EXECUTIONS)),
         KeyInfo(name="roofline.biased_attention_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
                 parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="roofline.broadcast_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
@@ -288,13 +299,14 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
         changes["compute_efficiency"] = effs
     for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
                  "kernel_floor_us", "graph_launch_us", "stage_host_overhead_us", "stage_overhead_us",
-                 "expert_host_overhead_us",
-                 "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
+                 "expert_host_overhead_us", "graph_stage_overhead_us", "attention_floor_us",
+                 "prefill_attention_efficiency", "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
                  "elementwise_bandwidth_efficiency"):
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]
-    if "execution" in parsed:
-        changes["execution"] = parsed["execution"]
+    for name in ("execution", "prefill_execution"):
+        if name in parsed:
+            changes[name] = parsed[name]
     return attrs.evolve(base, **changes) if changes else base
 
 

@@ -163,3 +163,10 @@ def test_every_numeric_roofline_parameter_is_a_what_if_key(ocr_report: AnalyticM
     overrides = {"roofline.stage_overhead_us": "420", "roofline.biased_attention_efficiency": 0.5}
     params = apply_overrides(ocr_report, overrides).roofline
     assert (params.stage_overhead_us, params.biased_attention_efficiency) == (420.0, 0.5)
+
+
+def test_prefill_execution_is_a_what_if_key(ocr_report: AnalyticModelReport) -> None:
+    """Graph decode with eager vision and prefill (a dtype without a host-sync-free MoE) is a scenario."""
+    params = apply_overrides(ocr_report, {"prefill_execution": "eager"}).roofline
+    assert (params.execution, params.prefill_execution) == ("graph", "eager")
+    assert apply_overrides(ocr_report, {"execution": "eager"}).roofline.prefill_execution == "eager"
