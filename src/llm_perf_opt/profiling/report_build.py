@@ -230,11 +230,15 @@ def decode_mode_figures(aggregates: dict[str, Stats]) -> dict[str, float]:
     graph, eager = aggregates.get("tpot_ms[graph]"), aggregates.get("tpot_ms[eager]")
     if graph is None or eager is None or not graph.mean:
         return {}
-    return {
+    out = {
         "decode_tpot_ms_graph": graph.mean,
         "decode_tpot_ms_eager": eager.mean,
         "decode_speedup_graph_vs_eager": eager.mean / graph.mean,
     }
+    pg, pe = aggregates.get("prefill_ms[graph]"), aggregates.get("prefill_ms[eager]")
+    if pg is not None and pe is not None and pg.mean:  # vision + prefill (graphed too where the MoE allows)
+        out.update(prefill_ms_graph=pg.mean, prefill_ms_eager=pe.mean, prefill_speedup_graph_vs_eager=pe.mean / pg.mean)
+    return out
 
 
 def _bf16_peak(state: ProfileState) -> float:

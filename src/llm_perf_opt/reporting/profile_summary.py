@@ -149,6 +149,11 @@ def _execution_words(state: ProfileState, report: LLMProfileReport) -> list[str]
             f"than eager PyTorch here ({a['decode_tpot_ms_graph']:.2f} vs {a['decode_tpot_ms_eager']:.2f} ms "
             "per token)."
         )
+    if "prefill_speedup_graph_vs_eager" in a:
+        lines.append(
+            f"The first forward (vision + prefill) took {a['prefill_ms_graph']:.2f} ms in graph mode vs "
+            f"{a['prefill_ms_eager']:.2f} ms eager ({a['prefill_speedup_graph_vs_eager']:.1f}x)."
+        )
     return [*lines, ""]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+import pytest
 from click.testing import CliRunner
 
 from llm_perf_opt.cli import cli
@@ -57,6 +58,8 @@ def test_runs_record_their_decode_mode_and_modes_are_compared(tmp_path: Path) ->
     assert agg["clip_ms[graph]"].mean == eager.clip_ms / 5 and agg["clip_ms[eager]"].mean == eager.clip_ms
     from llm_perf_opt.reporting.profile_report import _modes_table
 
+    figures = decode_mode_figures(agg)
+    assert figures["prefill_speedup_graph_vs_eager"] == pytest.approx(eager.prefill_ms / graph.prefill_ms)
     text = "\n".join(_modes_table(agg))
     row = next(line for line in text.splitlines() if line.startswith("| CLIP"))
     assert "| Metric | eager | graph |" in text
