@@ -168,7 +168,8 @@ class RooflineParams:
     stage_host_overhead_us: float = field(default=20.0, converter=float, validator=_check_non_negative)
     """Host time to issue one kernel in the eager stages (vision, projector, prefill: other Python than the
     decode step's, so fitted apart from ``host_overhead_us``). 20: CLIP is host-bound at batch 1 and took
-    6.37 ms for its 316 kernels in the H200 calibration run (docs/validation/h200 runs/graph/base-b1-n256)."""
+    6.37 ms for its 316 kernels in an H200 run with eager vision (graph decode), base page, batch 1
+    (docs/validation/h200 at commit ca0400a, runs/graph/base-b1-n256; the eager runs there: 5.94 ms)."""
     expert_host_overhead_us: float = field(default=10.0, converter=float, validator=_check_non_negative)
     """hf-official only: host time to issue one kernel of the official MoE's per-expert Python loop
     (``moe_infer``: one small SwiGLU — 3 ``nn.Linear`` calls, SiLU, mul — per expert that got tokens),
@@ -179,13 +180,15 @@ class RooflineParams:
     stage_overhead_us: float = field(default=150.0, converter=float, validator=_check_non_negative)
     """Fixed host cost of one CUDA-synchronised eager stage range (sam, clip, projector, prefill): the
     synchronisations and events at its boundaries and the Python around the modules (µs per range).
-    150: the H200 calibration run (docs/validation/h200 runs/graph/base-b1-n256) timed the projector
-    range, three small kernels, at 0.218 ms; calibration fits it from the projector stage."""
+    150: an H200 run with eager vision (docs/validation/h200 at commit ca0400a, runs/graph/base-b1-n256)
+    timed the projector range, three small kernels, at 0.218 ms; calibration fits it from the projector
+    stage."""
     graph_stage_overhead_us: float = field(default=30.0, converter=float, validator=_check_non_negative)
     """Fixed cost of one CUDA-synchronised range around a replayed graph (sam, clip, projector under graph
-    prefill): the synchronisations, events and the replay call (µs). 30: the projector range of the H200
-    graph runs took 0.041–0.05 ms (p50 over 25 runs, docs/validation/h200) for ~15 µs of kernels plus
-    the graph launch; calibration fits it from the projector stage."""
+    prefill): the synchronisations, events and the replay call (µs). 30: two H200 passes of the graph
+    validation matrix timed the projector range (~15 µs of kernels plus the graph launch) at 0.041–0.05
+    ms in most calls; in the kept pass (docs/validation/h200/runs/graph) the per-run medians spread over
+    0.054–0.29 ms, host jitter no model predicts. Calibration fits it from the projector stage."""
     attention_floor_us: float = field(default=12.0, converter=float, validator=_check_non_negative)
     """Least GPU time of the prefill's causal attention kernel (SDPA's flash forward, head dim 128; µs).
     12: on the H200 it took 12.3 µs per call at 83 prompt tokens and 12.7 at 283 (batch 1, 10 heads:
