@@ -95,11 +95,14 @@ class RelPosBias(BaseLayer):
         rel = maps * n  # rel_h and rel_w each hold S·h·n²·n elements
         bias = maps * n * n
         params = 2 * self.stored_rows * d
+        # The code's copies (models/deepseek_ocr/sam.py decomposed_rel_bias): each einsum copies the strided
+        # queries into a contiguous operand, and each einsum output is made contiguous before the add.
+        copies = 2 * maps * d + 2 * rel
         return self.make_cost(
             flops=2 * 2.0 * rel * d,
             vector_flops=float(bias) + (8.0 * (2 * n - 1) * d if resized else 0.0),
-            bytes_read=2 * maps * d * p.a + 2 * n * n * d * p.a + params * p.w + 2 * rel * p.a,
-            bytes_written=2 * rel * p.a + bias * p.a,
+            bytes_read=2 * maps * d * p.a + 2 * n * n * d * p.a + params * p.w + 2 * rel * p.a + copies * p.a,
+            bytes_written=2 * rel * p.a + bias * p.a + copies * p.a,
             weight_params=params,
             weight_bytes=params * p.w,
             activation_bytes=(2 * rel + bias) * p.a,
@@ -156,6 +159,7 @@ class SamAttention(BaseLayer):
                 name="rel_pos",
                 layer=self.sub(RelPosBias, seqs=s, side=n, heads=h, head_dim=hd, stored_rows=self.rel_rows),
             ),
+            *self._bias_padding(s, tok, h),
             Child(
                 name="sdpa",
                 layer=self.sub(
@@ -175,6 +179,22 @@ class SamAttention(BaseLayer):
                 name="proj", layer=self.sub(Linear, tokens=t, in_features=w, out_features=w, bias=True, op_category=VA)
             ),
         )
+
+
+    def _bias_padding(self, seqs: int, tokens: int, heads: int) -> tuple[Child, ...]:
+        """SDPA's memory-efficient kernel takes a bias whose last dim is a multiple of 16 elements; it pads
+        (copies) any other, e.g. the windowed blocks' 196 keys to 208, and reads the padded copy."""
+        padded = -(-tokens // BIAS_ALIGN) * BIAS_ALIGN
+        if padded == tokens:
+            return ()
+        elements = float(seqs * heads * tokens * padded)
+        pad = self.sub(Elementwise, label="attention bias padding (copy)", elements=elements,
+                       flops_per_element=0.0, op_category=VA)  # fmt: skip
+        return (Child(name="bias_pad", layer=pad),)
+
+
+BIAS_ALIGN = 16
+"""Alignment (elements) of the additive mask's last dim that PyTorch's memory-efficient SDPA kernel needs."""
 
 
 @frozen(kw_only=True, cache_hash=True)

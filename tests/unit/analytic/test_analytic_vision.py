@@ -28,11 +28,23 @@ def test_global_attention_and_materialised_bias() -> None:
     expected = 2 * t * 4 * 12 + 2 * t * 4 * 4 + 4 * 2 * 2 * 25 * 25 * 2 + 4 * 2 * 2 * 5**3 * 2
     assert attn.forward_flops() == expected
     bias = RelPosBias(seqs=2, side=5, heads=2, head_dim=2, stored_rows=9)
-    # [S, h, N, N] bias written once (and rel_h, rel_w of S·h·n³ each).
-    assert bias.bytes_written() == (2 * 2 * 5**4 + 2 * 2 * 2 * 5**3) * 2
+    # [S, h, N, N] bias written once, rel_h and rel_w of S·h·n³ each, and the code's copies: the strided
+    # queries made contiguous for each einsum (2 · S·h·n²·d) and each einsum output made contiguous.
+    rel, copies = 2 * 2 * 2 * 5**3, 2 * (2 * 2 * 5**2 * 2) + 2 * 2 * 2 * 5**3
+    assert bias.bytes_written() == (2 * 2 * 5**4 + rel + copies) * 2
     assert bias.cost().vector_flops == 2 * 2 * 5**4  # the broadcast add
     resized = RelPosBias(seqs=2, side=5, heads=2, head_dim=2, stored_rows=27)
     assert resized.kernel_launches() > bias.kernel_launches()
+
+
+def test_windowed_bias_is_padded_to_16_keys_for_the_attention_kernel() -> None:
+    # 14 × 14 windows: 196 keys → a padded copy with 208 (SDPA's memory-efficient kernel); 4096 keys: none.
+    windowed = SamAttention(batch=1, grid=64, width=768, heads=12, window=14, rel_rows=27)
+    pads = {c.name: c.layer for c in windowed.children()}
+    s, n, tok = windowed.layout
+    assert pads["bias_pad"].cost().bytes_written == s * 12 * tok * 208 * 2
+    glob = SamAttention(batch=1, grid=64, width=768, heads=12, window=0, rel_rows=127)
+    assert "bias_pad" not in {c.name for c in glob.children()}
 
 
 def test_sam_block_mlp_runs_on_unpadded_tokens() -> None:
