@@ -13,7 +13,7 @@ from attrs import frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Child
 from llm_perf_opt.analytic.primitives import AttentionCore, Elementwise, LayerNorm, Linear, UnusedWeights
-from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, head_merge, residual
+from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, residual
 from llm_perf_opt.specs.model_spec import ClipSpec
 
 
@@ -92,7 +92,8 @@ class ClipAttention(BaseLayer):
                     op_category=VA,
                 ),
             ),
-            Child(name="head_merge", layer=head_merge(self, t * w)),
+            # No head-merge copy: the flash kernel writes its output as [B, L, h, d], so transpose + reshape
+            # is a view (CLIP's operator table has no copy_: docs/validation/h200/prefill-ops/ops-base-b1).
             Child(
                 name="out_proj",
                 layer=self.sub(Linear, tokens=t, in_features=w, out_features=w, bias=True, op_category=VA),

@@ -236,9 +236,9 @@ class Roofline:
         return t
 
     def _main_floor(self, layer: BaseLayer) -> float:
-        """Least time of the leaf's main kernel: the prefill's causal attention kernel has its own
+        """Least time of the leaf's main kernel: a fused attention kernel of vision or prefill has its own
         (``attention_floor_us``), every other kernel ``kernel_floor_us``."""
-        if isinstance(layer, AttentionCore) and layer.stage == "prefill":
+        if isinstance(layer, AttentionCore) and layer.q_len > 1 and layer.stage != "decode":
             return max(self.params.attention_floor_us * 1e-6, self.floor_s)
         return self.floor_s
 

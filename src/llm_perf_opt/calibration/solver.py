@@ -183,8 +183,11 @@ def solve_block(prob: Problem, step: str = "joint") -> BlockResult:
 
     x0 = prob.clip([math.log(max(get_value(prob.start, p.name), 1e-9)) for p in prob.priors])
     cost0 = _cost(prob.residuals(x0))
-    res = _least_squares(prob, coordinate_search(prob, x0))
-    iterations, converged = int(res.njev), bool(res.status > 0)
+    # Two starts: the eager queue's max() kinks make the cost non-convex, and a coordinate search can lead
+    # the trust region into a worse basin than the plain start (or the other way round); keep the better.
+    runs = [_least_squares(prob, coordinate_search(prob, x0)), _least_squares(prob, x0)]
+    res = min(runs, key=lambda r: _cost(prob.residuals(prob.clip(r.x.tolist()))))
+    iterations, converged = sum(int(r.njev) for r in runs), bool(res.status > 0)
     x = prob.clip(res.x.tolist())
     again = coordinate_search(prob, x, rounds=1)
     if _cost(prob.residuals(again)) < _cost(prob.residuals(x)) * (1 - 1e-6):

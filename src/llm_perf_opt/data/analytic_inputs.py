@@ -190,10 +190,10 @@ class RooflineParams:
     ms in most calls; in the kept pass (docs/validation/h200/runs/graph) the per-run medians spread over
     0.054–0.29 ms, host jitter no model predicts. Calibration fits it from the projector stage."""
     attention_floor_us: float = field(default=12.0, converter=float, validator=_check_non_negative)
-    """Least GPU time of the prefill's causal attention kernel (SDPA's flash forward, head dim 128; µs).
-    12: on the H200 it took 12.3 µs per call at 83 prompt tokens and 12.7 at 283 (batch 1, 10 heads:
-    1–3 query blocks per head), well above the 0.2–1 µs its FLOPs need (docs/validation/h200/prefill-ops,
-    operator tables). CLIP's short non-causal head-dim-64 attention stays at ``kernel_floor_us``."""
+    """Least GPU time of one fused attention kernel of vision or prefill (SDPA's flash / memory-efficient
+    forward; µs). 12: on the H200 the prefill's causal flash took 12.3 µs per call at 83 prompt tokens and
+    12.7 at 283 (batch 1, 10 heads of 128), CLIP's 11.8 µs at 257 tokens (16 heads of 64) and 10 µs at
+    101, well above the 0.2–1 µs their FLOPs need (docs/validation/h200/prefill-ops, operator tables)."""
     prefill_attention_efficiency: float = field(default=0.14, converter=float, validator=_check_fraction)
     """Fraction of the compute peak reached by the prefill's causal attention (SDPA's flash forward, head
     dim 128, over the visible scores). 0.14 on the H200: 1.51 ms for 205 GFLOP at 8 Gundam A4 pages

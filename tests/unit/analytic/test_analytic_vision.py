@@ -41,7 +41,7 @@ def test_windowed_bias_is_padded_to_16_keys_for_the_attention_kernel() -> None:
     # 14 × 14 windows: 196 keys → a padded copy with 208 (SDPA's memory-efficient kernel); 4096 keys: none.
     windowed = SamAttention(batch=1, grid=64, width=768, heads=12, window=14, rel_rows=27)
     pads = {c.name: c.layer for c in windowed.children()}
-    s, n, tok = windowed.layout
+    s, _side, tok = windowed.layout
     assert pads["bias_pad"].cost().bytes_written == s * 12 * tok * 208 * 2
     glob = SamAttention(batch=1, grid=64, width=768, heads=12, window=0, rel_rows=127)
     assert "bias_pad" not in {c.name for c in glob.children()}
