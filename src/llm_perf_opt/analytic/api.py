@@ -209,9 +209,14 @@ def _execution_text(params: RooflineParams) -> str:
             f"{params.graph_launch_us:g} µs graph launch, no host term; split-KV attention reads the filled KV "
             "positions (B·h·⌈L/64⌉ CTAs); up to 96 token-expert pairs (batch 16) the MoE runs in three fused "
             "Triton kernels that read one copy of an expert's weights per pair, shared experts included. "
-            "Vision (SAM, CLIP), the projector and the prefill are replayed the same way, one graph per stage "
-            "and input shape: Σ over kernels max(compute, memory, floor) + one graph launch + the stage "
-            "range's fixed cost."
+            + (
+                "Vision (SAM, CLIP), the projector and the prefill are replayed the same way, one graph per "
+                "stage and input shape: Σ over kernels max(compute, memory, floor) + one graph launch + the "
+                "stage range's fixed cost."
+                if params.prefill_execution == "graph"
+                else "Vision, the projector and the prefill are eager (prefill_execution = eager): the eager "
+                "queue model."
+            )
         )
     return (
         "Execution: eager — every kernel is issued from Python; each decode step takes max(GPU time, "

@@ -152,3 +152,20 @@ def test_the_official_code_is_modelled_eager_and_an_explicit_graph_request_is_re
     )
     assert result.exit_code != 0 and "no graph path" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_the_report_says_how_vision_and_prefill_ran_and_times_them_accordingly() -> None:
+    """Graph prefill: replayed stages, no host term; eager prefill under graph decode: the eager queue."""
+    from llm_perf_opt.analytic import api
+
+    work = _workload(tokens=16)
+    graphed = api.build_report(DEEPSEEK_OCR, work, H200, params=RooflineParams())
+    eager = api.build_report(DEEPSEEK_OCR, work, H200, params=RooflineParams(prefill_execution="eager"))
+    assert any("prefill are replayed the same way" in a for a in graphed.assumptions)
+    assert any("prefill_execution = eager" in a for a in eager.assumptions)
+    assert (graphed.inputs.roofline.prefill_execution, eager.inputs.roofline.prefill_execution) == ("graph", "eager")
+    g = stage_totals(DEEPSEEK_OCR, work, hardware=H200, params=RooflineParams())
+    e = stage_totals(DEEPSEEK_OCR, work, hardware=H200, params=RooflineParams(prefill_execution="eager"))
+    # CLIP + SAM at batch 1 are host-bound when eager (20 µs per kernel issued), not when replayed.
+    assert e["vision"].predicted_ms > g["vision"].predicted_ms
+    assert e["decode"].predicted_ms == g["decode"].predicted_ms  # decode is graphed in both
