@@ -390,7 +390,10 @@ def measure_call(
     reset_peak_memory(device)
     clock.start()
     with nvtx_range(label):
-        result = call(combine(clock.ranges, annotated_range))
+        # The clock's events innermost: NVTX pushes and record_function bookkeeping stay outside the
+        # timed range (a graph-replayed projector is ~15 µs of kernels; host work inside its events
+        # made its per-run medians spread over 0.05–0.29 ms on the H200).
+        result = call(combine(annotated_range, clock.ranges))
     clock.stop()
     return result, clock, peak_memory_bytes(device)
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# GPU evidence for the measured GEMM table and the stage clocks (issue 9), about 9 minutes on an H200:
+#   1. benchmarks/bench_gemm_table.py: µs per F.linear call of every dense matmul shape of the model over a
+#      grid of row counts (src/llm_perf_opt/hardware/gemm_tables/<hw>-bf16.json comes from here);
+#   2. benchmarks/bench_moe_routing.py: expert loads of the prefill MoE with random weights;
+#   3. the graph validation matrix for VALIDATE_S seconds (resumable: run it again to finish it).
+# Results go to $RESULTS (default tmp/gpu-gemm) as they come; run directories as one tarball.
+#
+#   RESULTS=$OUT GEMM_S=150 VALIDATE_S=220 bash scripts/gpu_gemm_table.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
+RESULTS="${RESULTS:-tmp/gpu-gemm}"
+RUNS="${RUNS_DIR:-/tmp/gpu-gemm-runs}"  # many files: they come back as one tarball
+mkdir -p "$RESULTS" "$RUNS"
+step() { echo "== $(date +%T) $*"; }
+pack() { tar czf "$RESULTS/runs.tgz" --exclude=inputs --exclude='trace*' --exclude='*.png' -C "$RUNS" .; }
+
+step "versions"
+"$PY" -c "import torch, transformers, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'transformers', transformers.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
+  | tee "$RESULTS/env.txt"
+
+step "GEMM table, ${GEMM_S:-150}s"
+timeout $((${GEMM_S:-150} + 60)) "$PY" benchmarks/bench_gemm_table.py --out "$RESULTS/h200-bf16.json" \
+  --budget-s "${GEMM_S:-150}" | tail -5
+echo "rc=$?"
+
+step "MoE routing of the prefill (random weights)"
+timeout 120 "$PY" benchmarks/bench_moe_routing.py --cases tiny:1 small:1 base:1 gundam:1 base:4 small:8 base:8 \
+  gundam:8 >"$RESULTS/moe_routing.jsonl"
+echo "rc=$?"
+
+step "validation matrix (graph), ${VALIDATE_S:-220}s"
+timeout $((${VALIDATE_S:-220} + 120)) "$PY" -m llm_perf_opt experiment validate --out "$RUNS/validation" \
+  --executions graph --budget-s "${VALIDATE_S:-220}" --quiet
+echo "rc=$?"
+pack
+ls -la "$RESULTS"

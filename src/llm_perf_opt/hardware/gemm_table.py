@@ -1,0 +1,103 @@
+"""Measured dense-matmul times of one GPU (``gemm_tables/<hardware>-<dtype>.json``), interpolated in the row count.
+
+Small matmuls do not follow a roofline: which tiles, split-K and waves the library picks for them
+sets their time. A table measured once per GPU by ``benchmarks/bench_gemm_table.py`` gives µs per
+``F.linear`` call for each (N out, K in, bias) of the model over a grid of row counts M; between two
+grid points the time is linear in M, beyond the last one it grows in proportion to M. A shape the
+table lacks, or a GPU without a table, gets None and the caller keeps its roofline.
+
+Pure Python (json): the analytic model uses it without torch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from attrs import frozen
+
+from llm_perf_opt.errors import UserError
+
+SCHEMA = "llm-perf-opt.gemm-table/1"
+
+
+@frozen
+class GemmShape:
+    """One matmul shape's measured times: ``us[i]`` per call at ``rows[i]`` rows."""
+
+    n: int
+    """Output features."""
+    k: int
+    """Input features (the reduction)."""
+    bias: bool
+    """Whether the call adds a bias (addmm) or not (mm)."""
+    rows: tuple[int, ...]
+    """Row counts M measured, ascending."""
+    us: tuple[float, ...]
+    """µs per call at each row count."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, "k": self.k, "bias": self.bias, "rows": list(self.rows), "us": list(self.us)}
+
+    def time_us(self, m: float) -> float | None:
+        """Interpolated µs at ``m`` rows; None below the first measured row count."""
+        rows, us = self.rows, self.us
+        if m < rows[0]:
+            return None
+        if m >= rows[-1]:
+            return us[-1] * m / rows[-1]
+        i = bisect.bisect_right(rows, m) - 1
+        if rows[i] == m:
+            return us[i]
+        frac = (m - rows[i]) / (rows[i + 1] - rows[i])
+        return us[i] + frac * (us[i + 1] - us[i])
+
+
+@frozen
+class GemmTable:
+    """Every measured shape of one GPU and dtype, with where the numbers come from."""
+
+    hardware: str
+    dtype: str
+    shapes: dict[tuple[int, int, bool], GemmShape]
+    source: str
+    """Device, torch and CUDA versions and the command that measured the table."""
+
+    def time_s(self, m: float, n: int, k: int, bias: bool) -> float | None:
+        """Seconds per call of an [m, k] × [k, n] matmul, or None when the table lacks the shape."""
+        shape = self.shapes.get((n, k, bias))
+        if shape is None:
+            return None
+        us = shape.time_us(m)
+        return None if us is None else us * 1e-6
+
+
+def parse_table(data: Any, where: str) -> GemmTable:
+    """A :class:`GemmTable` from the JSON document ``data`` (``where`` names it in errors)."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise UserError(f"{where}: not a GEMM table (schema {SCHEMA!r} expected)")
+    shapes: dict[tuple[int, int, bool], GemmShape] = {}
+    try:
+        for item in data["shapes"]:
+            rows, us = tuple(int(r) for r in item["rows"]), tuple(float(u) for u in item["us"])
+            if not rows or len(rows) != len(us) or list(rows) != sorted(set(rows)) or min(us) <= 0:
+                raise ValueError(f"shape {item.get('n')}x{item.get('k')}: rows must ascend, one positive time each")
+            shape = GemmShape(n=int(item["n"]), k=int(item["k"]), bias=bool(item["bias"]), rows=rows, us=us)
+            shapes[(shape.n, shape.k, shape.bias)] = shape
+        source = f"{data['device_name']}, torch {data['torch']}, CUDA {data['cuda']}: {data['command']}"
+        return GemmTable(hardware=str(data["hardware"]), dtype=str(data["dtype"]), shapes=shapes, source=source)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{where}: malformed GEMM table ({exc})") from None
+
+
+@cache
+def gemm_table(hardware_id: str, dtype: str) -> GemmTable | None:
+    """The packaged table of ``hardware_id`` for compute ``dtype``, or None when none was measured."""
+    name = f"{hardware_id}-{dtype}.json"
+    path = resources.files("llm_perf_opt.hardware").joinpath("gemm_tables", name)
+    if not path.is_file():
+        return None
+    return parse_table(json.loads(path.read_text()), f"gemm_tables/{name}")
