@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "l2_bytes": l2_bytes,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "method": "F.linear in a CUDA graph of back-to-back calls on rotating weight copies (≥ 2× L2), median of 5 replays",
+        "method": "F.linear, CUDA graph of back-to-back calls on rotating weight copies (≥ 2× L2), median of 5 replays",
         "command": "python benchmarks/bench_gemm_table.py --out " + str(args.out),
         "shapes": shapes,
     }
