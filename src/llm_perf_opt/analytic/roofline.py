@@ -44,12 +44,13 @@ import math
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
 from llm_perf_opt.analytic.occupancy import sm_fill
-from llm_perf_opt.analytic.primitives import AttentionCore
+from llm_perf_opt.analytic.primitives import AttentionCore, Linear
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
 from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
 from llm_perf_opt.data.analytic_inputs import DEFAULT_COMPUTE_EFFICIENCY as DEFAULT_COMPUTE_EFFICIENCY
 from llm_perf_opt.data.analytic_inputs import RooflineParams as RooflineParams
+from llm_perf_opt.hardware.gemm_table import GemmTable, gemm_table
 from llm_perf_opt.hardware.table import HardwareSpec
 from llm_perf_opt.specs.execution import SPLIT_KV_BLOCK
 
@@ -176,6 +177,7 @@ class Roofline:
         self.prefill_host_s = self.host_s if params.implementation == "hf-official" else self.stage_host_s
         self.floor_s = params.kernel_floor_us * 1e-6
         self.graph_launch_s = params.graph_launch_us * 1e-6
+        self.gemms: GemmTable | None = gemm_table(hardware.id, compute_dtype) if params.gemm_table else None
         self._memo: dict[BaseLayer, Timing] = {}
         self._stage_memo: dict[BaseLayer, Timing] = {}
         self._span_memo: dict[BaseLayer, Span] = {}
@@ -187,13 +189,24 @@ class Roofline:
             eff = self.params.prefill_attention_efficiency  # causal flash over the prompt: its own rate
         else:
             eff = self.params.efficiency(layer.category)
-        official = self.params.implementation == "hf-official"  # see analytic/occupancy.py
-        fill = 1.0 if official else sm_fill(layer, self.hardware.sms)
-        compute = cost.executed_flops / (self.flops_per_s * eff * fill)
+        measured = self._measured_gemm_s(layer)
+        if measured is not None:  # the GPU's own time for this matmul: no efficiency, no fill
+            compute = measured
+        else:
+            official = self.params.implementation == "hf-official"  # see analytic/occupancy.py
+            fill = 1.0 if official else sm_fill(layer, self.hardware.sms)
+            compute = cost.executed_flops / (self.flops_per_s * eff * fill)
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s
         return compute, memory, cost.kernels * self.launch_s
+
+    def _measured_gemm_s(self, layer: BaseLayer) -> float | None:
+        """A dense matmul outside the decode step, from the GPU's GEMM table (``gemm_table``); None where the
+        table lacks the shape, or for decode-step GEMVs (weight streaming, which the bandwidth term times)."""
+        if self.gemms is None or not isinstance(layer, Linear) or layer.stage == "decode":
+            return None
+        return self.gemms.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)
 
     def _in_graph(self, layer: BaseLayer) -> bool:
         """Work replayed from captured graphs: decode steps under ``execution = graph``, vision, projector and

@@ -15,6 +15,7 @@ Keys (--set KEY=VALUE, --sweep KEY=V1,V2,...):
   precision  dtype (all at once: bf16, fp16, fp8, fp32), weight_dtype, kv_dtype, activation_dtype,
              compute_dtype
   roofline   roofline.bandwidth_efficiency, roofline.launch_overhead_us, roofline.use_achievable_peaks,
+             roofline.gemm_table (true/false: measured GEMM times where the GPU has a table),
              roofline.compute_efficiency (every category), roofline.compute_efficiency.<category>
 \b
 Several --sweep options form a grid (cartesian product; the first varies slowest).

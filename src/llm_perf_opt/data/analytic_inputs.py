@@ -145,6 +145,13 @@ class RooflineParams:
     host of docs/validation)."""
     use_achievable_peaks: bool = False
     """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
+    gemm_table: bool = False
+    """Time the dense matmuls outside the decode step from the GPU's measured GEMM table
+    (``hardware/gemm_tables/<id>-<dtype>.json``, ``benchmarks/bench_gemm_table.py``) where it has the
+    shape, instead of the roofline with SM fill (analytic/occupancy.py). Off by default: on the H200
+    validation matrix the isolated-GEMM times made the calibrated count worse (148 vs 154 of 200
+    held-out cells within ±10%): CLIP at batch 8 came out 13% fast and at batch 1 (tiny) 19% slow
+    (docs/validation/h200/NOTES.md). A what-if key (``roofline.gemm_table``) for comparing the two."""
     execution: str = field(default="graph", validator=_one_of(EXECUTIONS))
     """How decode steps reach the GPU: ``graph`` (captured CUDA graphs, the default: each kernel costs
     max(compute, memory, kernel_floor_us), plus one graph launch per step, no host term) or ``eager``
@@ -183,12 +190,14 @@ class RooflineParams:
     150: an H200 run with eager vision (docs/validation/h200 at commit ca0400a, runs/graph/base-b1-n256)
     timed the projector range, three small kernels, at 0.218 ms; calibration fits it from the projector
     stage."""
-    graph_stage_overhead_us: float = field(default=30.0, converter=float, validator=_check_non_negative)
+    graph_stage_overhead_us: float = field(default=8.0, converter=float, validator=_check_non_negative)
     """Fixed cost of one CUDA-synchronised range around a replayed graph (sam, clip, projector under graph
-    prefill): the synchronisations, events and the replay call (µs). 30: two H200 passes of the graph
-    validation matrix timed the projector range (~15 µs of kernels plus the graph launch) at 0.041–0.05
-    ms in most calls; in the kept pass (docs/validation/h200/runs/graph) the per-run medians spread over
-    0.054–0.29 ms, host jitter no model predicts. Calibration fits it from the projector stage."""
+    prefill) beyond the graph launch: the synchronisation and the events at its ends (µs). 8: in the H200
+    graph validation matrix of 2026-12-03 (docs/validation/h200/runs/graph, stage clock inside the NVTX
+    and record_function ranges, inputs staged before the call) the projector range, ~16 µs of kernels,
+    measured 27–76 µs per run at batch 1; minus the modelled kernels and ``graph_launch_us`` that leaves
+    −4 to 27 µs, median 7.5 (before the clock moved inside, host work in the range made it 54–290 µs).
+    Calibration fits it from the projector stage."""
     attention_floor_us: float = field(default=12.0, converter=float, validator=_check_non_negative)
     """Least GPU time of one fused attention kernel of vision or prefill (SDPA's flash / memory-efficient
     forward; µs). 12: on the H200 the prefill's causal flash took 12.3 µs per call at 83 prompt tokens and

@@ -40,6 +40,7 @@ def test_key_table_covers_the_issue() -> None:
         ("roofline.launch_overhead_us", "0", 0.0),
         ("roofline.bandwidth_efficiency", "1", 1.0),
         ("roofline.use_achievable_peaks", "yes", True),
+        ("roofline.gemm_table", "true", True),
         ("roofline.compute_efficiency.moe_experts", 0.9, 0.9),
     ],
 )

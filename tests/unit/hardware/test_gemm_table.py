@@ -1,0 +1,76 @@
+"""Measured GEMM tables: interpolation in the row count, validation of the file, and the roofline's use of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from attrs import evolve
+
+from llm_perf_opt.analytic.primitives import Linear
+from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.hardware.gemm_table import SCHEMA, GemmShape, gemm_table, parse_table
+from llm_perf_opt.hardware.table import HARDWARE_TABLE
+
+SHAPE = GemmShape(n=1024, k=4096, bias=True, rows=(64, 65, 128), us=(5.0, 6.0, 8.0))
+
+
+def _doc(**shape: object) -> dict[str, object]:
+    item = {"n": 8, "k": 8, "bias": False, "rows": [1, 2], "us": [1.0, 2.0], **shape}
+    return {"schema": SCHEMA, "hardware": "toy", "dtype": "bf16", "device_name": "Toy GPU", "torch": "2.11",
+            "cuda": "13.0", "command": "bench", "shapes": [item]}  # fmt: skip
+
+
+def test_interpolates_linearly_between_points_and_proportionally_beyond() -> None:
+    assert SHAPE.time_us(64) == 5.0 and SHAPE.time_us(65) == 6.0
+    # 96.5 rows: halfway between 65 and 128 → 6 + 0.5 · (8 − 6).
+    assert SHAPE.time_us(96.5) == pytest.approx(7.0)
+    assert SHAPE.time_us(256) == pytest.approx(16.0)  # 2 × the last point's rows → 2 × its time
+    assert SHAPE.time_us(32) is None  # below the grid: the caller keeps its roofline
+
+
+def test_table_lookup_by_shape() -> None:
+    table = parse_table(_doc(n=1024, k=4096, bias=True, rows=[64, 65, 128], us=[5, 6, 8]), "toy.json")
+    assert table.time_s(96.5, 1024, 4096, True) == pytest.approx(7e-6)
+    assert table.time_s(96.5, 1024, 4096, False) is None  # no bias-free entry
+    assert "Toy GPU" in table.source and "bench" in table.source
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"schema": "other"}, "not a GEMM table"),
+        (_doc(rows=[2, 1]), "rows must ascend"),
+        (_doc(us=[1.0]), "rows must ascend"),
+        (_doc(us=[0.0, 1.0]), "one positive time each"),
+        ({**_doc(), "shapes": [{"n": 8}]}, "malformed GEMM table"),
+    ],
+)
+def test_malformed_tables_are_one_clear_error(doc: dict[str, object], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        parse_table(json.loads(json.dumps(doc)), "bad.json")
+
+
+def test_packaged_h200_table_covers_clip_and_decoder_shapes() -> None:
+    table = gemm_table("h200", "bf16")
+    assert table is not None and "H200" in table.source
+    for key in [(1024, 4096, True), (3072, 1024, True), (3840, 1280, False), (129280, 1280, False)]:
+        assert key in table.shapes
+    assert all(u > 0 for shape in table.shapes.values() for u in shape.us)
+    assert gemm_table("rtx5090", "bf16") is None  # no table measured: the roofline stays
+
+
+def test_roofline_reads_prefill_matmuls_from_the_table_only_when_asked() -> None:
+    h200 = HARDWARE_TABLE["h200"]
+    table = gemm_table("h200", "bf16")
+    assert table is not None
+    fc2 = Linear(tokens=257, in_features=4096, out_features=1024, bias=True, op_category="vision_mlp", stage="vision")
+    measured = table.time_s(257, 1024, 4096, True)
+    on = Roofline(h200, RooflineParams(gemm_table=True), "bf16")
+    off = Roofline(h200, RooflineParams(gemm_table=False), "bf16")
+    assert on.time(fc2).compute_s == pytest.approx(measured)
+    assert off.time(fc2).compute_s != pytest.approx(measured)
+    # A decode-step GEMV keeps the bandwidth-bound roofline even with the table on.
+    gemv = evolve(fc2, tokens=1, stage="decode")
+    assert on.time(gemv).compute_s == pytest.approx(off.time(gemv).compute_s)
