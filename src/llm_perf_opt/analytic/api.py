@@ -139,7 +139,9 @@ def stage_totals(
     """
     prec = precision_for(precision)
     params = params or RooflineParams()
-    stages = build_implementation_stages(spec, workload, prec, params.execution, params.implementation)
+    stages = build_implementation_stages(
+        spec, workload, prec, params.execution, params.implementation, params.expert_load_ratio
+    )
     timings: dict[str, Timing] = {}
     if hardware is not None:
         roofline = Roofline(hardware, params, prec.compute_dtype)
@@ -284,7 +286,9 @@ def build_report(
     """The full analytic report of ``workload`` on ``hardware`` (module tree, metrics, stages, memory)."""
     prec = precision_for(precision)
     params = params or RooflineParams()
-    stages = build_implementation_stages(spec, workload, prec, params.execution, params.implementation)
+    stages = build_implementation_stages(
+        spec, workload, prec, params.execution, params.implementation, params.expert_load_ratio
+    )
     root = build_root(stages, prec)
     roofline = Roofline(hardware, params, prec.compute_dtype)
     timings = stage_timings(root, roofline)

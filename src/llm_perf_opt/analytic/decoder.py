@@ -168,6 +168,8 @@ class DecoderLayer(BaseLayer):
     moe: bool
     kv_read: int = 0
     """See :class:`DecoderAttention` (graph decode)."""
+    load_ratio: float = 1.0
+    """Routing skew of the MoE (:class:`~llm_perf_opt.analytic.moe.MoE`); 1 = uniform."""
 
     formula: ClassVar[str] = "RMSNorm + DecoderAttention + add + RMSNorm + (SwiGLU(I=6848) | MoE) + add"
 
@@ -175,7 +177,7 @@ class DecoderLayer(BaseLayer):
         c = self.dec
         t, d = self.batch * self.q_len, c.hidden_size
         mlp: BaseLayer = (
-            self.sub(MoE, tokens=t, dec=c, graph_step=self.kv_read > 0)
+            self.sub(MoE, tokens=t, dec=c, graph_step=self.kv_read > 0, load_ratio=self.load_ratio)
             if self.moe
             else self.sub(SwiGLU, tokens=t, hidden=d, inter=c.intermediate_size, op_category="dense_mlp")
         )
@@ -218,13 +220,18 @@ class DecoderStack(BaseLayer):
     image_slots: int = 0
     kv_read: int = 0
     """See :class:`DecoderAttention` (graph decode)."""
+    load_ratio: float = 1.0
+    """Routing skew of the MoE layers (:class:`~llm_perf_opt.analytic.moe.MoE`); 1 = uniform."""
 
     formula: ClassVar[str] = "Embedding + layers (dense × first_k, MoE × rest) + RMSNorm + LMHead(B last positions)"
 
     def build_children(self) -> tuple[Child, ...]:
         c = self.dec
         b, t, d = self.batch, self.batch * self.q_len, c.hidden_size
-        layer = {"batch": b, "q_len": self.q_len, "context": self.context, "dec": c, "kv_read": self.kv_read}
+        layer = {
+            "batch": b, "q_len": self.q_len, "context": self.context, "dec": c, "kv_read": self.kv_read,
+            "load_ratio": self.load_ratio,
+        }  # fmt: skip
         kids = [Child(name="embed_tokens", layer=self.sub(Embedding, tokens=t, vocab=c.vocab_size, dim=d))]
         if self.kv_read:
             fills = self.sub(Elementwise, label="step inputs: ids copied, position and key counts filled",

@@ -49,6 +49,8 @@ class DecodeStage(BaseLayer):
     dec: DecoderSpec
     execution: str = "graph"
     """``graph``: replayed static step (split-KV attention, key counts on the device); ``eager``: Python-issued."""
+    load_ratio: float = 1.0
+    """Routing skew of the MoE layers (:class:`~llm_perf_opt.analytic.moe.MoE`); 1 = uniform."""
 
     formula: ClassVar[str] = (
         "Σ_{j=1..S} DecoderStack(B, q=1, L=P+j) = S · (step(P+1) + step(P+S)) / 2 (closed form, affine in L)"
@@ -63,8 +65,9 @@ class DecodeStage(BaseLayer):
         # The graph step's split-KV attention reads exactly the filled positions (their count is on the
         # device), so kv_read = context: it only marks the graph step's kernels.
         graph = self.execution == "graph"
-        first = self.sub(DecoderStack, batch=b, q_len=1, context=p + 1, dec=self.dec, kv_read=p + 1 if graph else 0)
-        last = self.sub(DecoderStack, batch=b, q_len=1, context=p + s, dec=self.dec, kv_read=p + s if graph else 0)
+        step = {"batch": b, "q_len": 1, "dec": self.dec, "load_ratio": self.load_ratio}
+        first = self.sub(DecoderStack, context=p + 1, kv_read=p + 1 if graph else 0, **step)
+        last = self.sub(DecoderStack, context=p + s, kv_read=p + s if graph else 0, **step)
         step = Swept(first=first, last=last, steps=s, stage=self.stage, prec=self.prec)
         return (Child(name="step", layer=step, repetition="for", count=s, shared_state=True),)
 
@@ -88,9 +91,10 @@ class DeepseekOCRGeneration(BaseLayer):
 
 
 def build_stages(
-    spec: ModelSpec, workload: Workload, precision: Precision = BF16, execution: str = "graph"
+    spec: ModelSpec, workload: Workload, precision: Precision = BF16, execution: str = "graph", load_ratio: float = 1.0
 ) -> dict[str, BaseLayer]:
-    """stage name → the stage's layer, for ``workload`` (B = batch_size pages per call) and decode ``execution``."""
+    """stage name → the stage's layer, for ``workload`` (B = batch_size pages per call), decode ``execution`` and
+    the MoE routing skew ``load_ratio`` (1 = uniform; :mod:`.moe`)."""
     if execution not in EXECUTIONS:
         raise UserError(f"unknown execution {execution!r}; valid: {', '.join(EXECUTIONS)}")
     layout = workload.layout
@@ -110,14 +114,16 @@ def build_stages(
     )
     p = workload.prefill_tokens
     prefill = DecoderStack(
-        batch=b, q_len=p, context=p, dec=spec.decoder, image_slots=layout.total_slots, stage="prefill", prec=precision
-    )
+        batch=b, q_len=p, context=p, dec=spec.decoder, image_slots=layout.total_slots, load_ratio=load_ratio,
+        stage="prefill", prec=precision,
+    )  # fmt: skip
     decode = DecodeStage(
         batch=b,
         prefill_tokens=p,
         steps=decode_steps(workload),
         dec=spec.decoder,
         execution=execution,
+        load_ratio=load_ratio,
         stage="decode",
         prec=precision,
     )

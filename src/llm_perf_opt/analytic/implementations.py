@@ -341,12 +341,13 @@ def ngram_host_us(workload: Workload, n: int, *, context: int) -> float:
 
 
 def build_implementation_stages(
-    spec: ModelSpec, workload: Workload, precision: Precision, execution: str, name: str
+    spec: ModelSpec, workload: Workload, precision: Precision, execution: str, name: str, load_ratio: float = 1.0
 ) -> dict[str, BaseLayer]:
-    """The stage layers of ``name``: ours as built by ``build_stages``; hf-official always eager."""
+    """The stage layers of ``name``: ours as built by ``build_stages`` (with the MoE routing skew ``load_ratio``);
+    hf-official always eager and uniformly routed (its own random init was never censused)."""
     from llm_perf_opt.analytic.official_tree import official_stages  # that module builds on this one
 
     impl = implementation(name)
     if impl.name == "ours":
-        return build_stages(spec, workload, precision, execution)
+        return build_stages(spec, workload, precision, execution, load_ratio)
     return official_stages(build_stages(spec, workload, precision, "eager"), spec, workload, precision)

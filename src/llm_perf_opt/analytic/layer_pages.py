@@ -25,7 +25,9 @@ def layer_pages(report: AnalyticModelReport) -> list[LayerClassPage]:
     """One page per layer class of the tree rebuilt from ``report.inputs``, rows in tree order."""
     inp = report.inputs
     spec, work, r = inp.model_spec, inp.workload_spec, inp.roofline
-    stages = build_implementation_stages(spec, work, inp.precision, r.execution, r.implementation)
+    stages = build_implementation_stages(
+        spec, work, inp.precision, r.execution, r.implementation, r.expert_load_ratio
+    )
     root = build_root(stages, inp.precision)
     roof = Roofline(inp.hardware, inp.roofline, inp.precision.compute_dtype)
     rows: dict[type, list[LayerRow]] = {}

@@ -7,6 +7,16 @@ decode, ≈ 64 for a long prefill. Real routing is skewed (tokens of one sequenc
 experts), so for 1 < T ≲ 100 this errs high; it is exact at T = 1. FLOPs do not depend on routing:
 every token runs k experts.
 
+Skewed routing (``load_ratio`` < 1, :func:`expert_shares`): the j-th most loaded expert receives
+r^j of the top one's share of the T·k pairs (j = 0 … E − 1). The runnable model with random weights
+routes that way: a census of its prefill (benchmarks/bench_moe_routing.py, H200, 83–7,304 prompt
+tokens) gave the same sorted shares at every length (the top expert 14–15% of the pairs, the top six
+64%), a geometric fit r = 0.84–0.86, and 23–50 distinct experts per layer where uniform routing
+touches 64. Each expert is then its own child at its expected rows T·k·s_j, touched with probability
+1 − (1 − s_j)^(T·k): tile padding and weight reads follow the real spread, FLOPs do not change.
+A profile run measures r from its own prefill (``profile``'s routing census); trained weights are
+closer to uniform (their training balances the load), which stays the default.
+
 Dispatch (:class:`MoEDispatch`) follows the runnable model (``models/deepseek_ocr/mlp.py``): grouped
 GEMMs over all experts, except in the graph decode step with at most
 :data:`~llm_perf_opt.specs.execution.FUSED_MAX_PAIRS` token-expert pairs, which runs the whole MoE,
@@ -17,6 +27,8 @@ runnable model's fallback where Triton cannot run (gathered weights) is not mode
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import ClassVar
 
 from attrs import frozen
@@ -41,6 +53,30 @@ shared sum, add). The shared experts run inside them: no kernels of their own, n
 ROUTER_KERNELS = 5
 """MoEGate at decode (same census): x cast to fp32 (W_g's fp32 copy is cached), the fp32 GEMV
 (dot + reduce, 2), softmax, unsorted top-k (1)."""
+
+
+def expert_shares(experts: int, ratio: float) -> tuple[float, ...]:
+    """Share of the token-expert pairs per expert, largest first: s_j ∝ ratio^j (ratio 1: uniform, 1/E each)."""
+    weights = [ratio**j for j in range(experts)]
+    total = sum(weights)
+    return tuple(w / total for w in weights)
+
+
+CENSUS_MIN_PAIRS = 3
+"""Experts with fewer pairs in a census are left out of the fit of :func:`fit_load_ratio` (counting noise)."""
+
+
+def fit_load_ratio(counts: Sequence[int]) -> float:
+    """The ``load_ratio`` r of one MoE layer's census (pairs per expert): least squares of log(count) on the
+    rank among the experts with ≥ CENSUS_MIN_PAIRS pairs, r = exp(slope), clipped to (0, 1]; 1.0 when fewer
+    than two experts qualify."""
+    ranked = sorted((c for c in counts if c >= CENSUS_MIN_PAIRS), reverse=True)
+    if len(ranked) < 2:
+        return 1.0
+    xs, ys = range(len(ranked)), [math.log(c) for c in ranked]
+    mx, my = (len(ranked) - 1) / 2, sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    return min(max(math.exp(slope), 1e-3), 1.0)
 
 
 def expected_distinct_experts(tokens: float, experts: int, top_k: int) -> float:
@@ -170,6 +206,9 @@ class MoE(BaseLayer):
     dec: DecoderSpec
     graph_step: bool = False
     """Inside the graph decode step: the fused dispatch at ≤ FUSED_MAX_PAIRS token-expert pairs."""
+    load_ratio: float = 1.0
+    """Routing skew of the grouped dispatch (see the module docstring): 1 = uniform; the fused kernels
+    read one expert copy per pair whatever the spread, so it does not apply to them."""
 
     DEFAULT_CATEGORY: ClassVar[str] = MOE
     formula: ClassVar[str] = (
@@ -194,12 +233,7 @@ class MoE(BaseLayer):
                 layer=self.sub(MoERouter, tokens=t, hidden=d, experts=e, top_k=k, norm_topk=c.norm_topk_prob),
             ),
             Child(name="dispatch_combine", layer=dispatch),
-            Child(
-                name="experts",
-                repetition="parfor",
-                count=e,
-                layer=self.sub(ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=i),
-            ),
+            *self._experts(fused, p_touch),
         ]
         if not c.n_shared_experts:
             return tuple(kids)
@@ -219,6 +253,22 @@ class MoE(BaseLayer):
                 layer=self.sub(Elementwise, label="routed + shared", elements=t * d, reads=2, op_category=MOE),
             ),
         )
+
+    def _experts(self, fused: bool, p_touch: float) -> list[Child]:
+        """The routed experts: one parfor child at the uniform load, or one child per expert of a skewed spread."""
+        c, t = self.dec, self.tokens
+        e, k, d, i = c.n_routed_experts, c.num_experts_per_tok, c.hidden_size, c.moe_intermediate_size
+        if fused or self.load_ratio >= 1.0:
+            layer = self.sub(ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=i)
+            return [Child(name="experts", repetition="parfor", count=e, layer=layer)]
+        pairs = t * k
+        return [
+            Child(
+                name=f"experts.{j}",
+                layer=self.sub(ExpertMLP, tokens=pairs * s, touch_prob=1.0 - (1.0 - s) ** pairs, hidden=d, inter=i),
+            )
+            for j, s in enumerate(expert_shares(e, self.load_ratio))
+        ]
 
     def _fused(self) -> bool:
         """The graph step's fused dispatch: at most FUSED_MAX_PAIRS token-expert pairs, shared width whole experts."""

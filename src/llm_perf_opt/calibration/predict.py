@@ -57,10 +57,13 @@ class StagePredictor:
         self.precision = precision_for(precision)
         self._build("graph")
 
-    def _build(self, execution: str, implementation: str = "ours") -> None:
-        """The layer trees for one decode ``execution`` and ``implementation`` (rebuilt when params ask for another)."""
-        self.execution, self.implementation = execution, implementation
-        self.stages = build_implementation_stages(self.spec, self.workload, self.precision, execution, implementation)
+    def _build(self, execution: str, implementation: str = "ours", load_ratio: float = 1.0) -> None:
+        """The layer trees for one decode ``execution``, ``implementation`` and MoE routing skew (rebuilt when
+        params ask for another)."""
+        self.execution, self.implementation, self.load_ratio = execution, implementation, load_ratio
+        self.stages = build_implementation_stages(
+            self.spec, self.workload, self.precision, execution, implementation, load_ratio
+        )
         vision = self.stages["vision"]
         self.sam = _encoders(vision, SamEncoder)
         self.clip = _encoders(vision, ClipEncoder)
@@ -77,8 +80,9 @@ class StagePredictor:
         """Times of every measured stage under ``params`` (one roofline pass over the trees)."""
         if params.implementation == "hf-official" and params.execution != "eager":
             params = evolve(params, execution="eager")  # the official generate has no graph path
-        if (params.execution, params.implementation) != (self.execution, self.implementation):
-            self._build(params.execution, params.implementation)
+        wanted = (params.execution, params.implementation, params.expert_load_ratio)
+        if wanted != (self.execution, self.implementation, self.load_ratio):
+            self._build(*wanted)
         roof = self.roofline(params)
         t = {name: roof.stage_time(self.stages[name]) for name in STAGES}
         ms = {name: timing.total_s * MS for name, timing in t.items()}

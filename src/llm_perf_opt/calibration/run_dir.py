@@ -66,10 +66,14 @@ class ProfileRun:
     """How the timed calls' decode ran: ``graph`` when every call replayed graphs, else ``eager``."""
     prefill_execution: str = "eager"
     """How their vision and prefill ran: ``graph`` when every call replayed graphs (older runs: eager)."""
+    expert_load_ratio: float = 1.0
+    """The MoE routing skew its routing census measured (mean over the MoE layers; 1.0 when the run has none)."""
 
     def start_params(self) -> RooflineParams:
-        """Package-default roofline parameters for the way this run executed (the start of a fit)."""
-        return RooflineParams(execution=self.execution, prefill_execution=self.prefill_execution)
+        """Package-default roofline parameters for the way this run executed and routed (the start of a fit)."""
+        return RooflineParams(
+            execution=self.execution, prefill_execution=self.prefill_execution, expert_load_ratio=self.expert_load_ratio
+        )
 
     @property
     def primary(self) -> MeasuredWorkload:
@@ -327,7 +331,14 @@ def read_run_dir(
         warnings=warnings,
         execution=_all_graph(records, "decode_mode"),
         prefill_execution=_all_graph(records, "prefill_mode"),
+        expert_load_ratio=_load_ratio(report),
     )
+
+
+def _load_ratio(report: LLMProfileReport) -> float:
+    """The routing census' mean ratio (profiling/routing.py), when the run has a usable one; else uniform."""
+    stats = report.aggregates.get("moe_expert_load_ratio")
+    return stats.mean if stats is not None and 0.0 < stats.mean <= 1.0 else 1.0
 
 
 def _all_graph(records: list[dict[str, Any]], key: str) -> str:

@@ -16,6 +16,7 @@ Keys (--set KEY=VALUE, --sweep KEY=V1,V2,...):
              compute_dtype
   roofline   roofline.bandwidth_efficiency, roofline.launch_overhead_us, roofline.use_achievable_peaks,
              roofline.gemm_table (true/false: measured GEMM times where the GPU has a table),
+             roofline.expert_load_ratio (MoE routing skew, 1 = uniform),
              roofline.compute_efficiency (every category), roofline.compute_efficiency.<category>
 \b
 Several --sweep options form a grid (cartesian product; the first varies slowest).

@@ -110,6 +110,11 @@ def _check_fraction(_inst: object, attr: Any, value: float) -> None:
         raise UserError(f"{attr.name} must be in (0, 2], got {value!r}")
 
 
+def _check_unit_ratio(_inst: object, attr: Any, value: float) -> None:
+    if not 0.0 < value <= 1.0:
+        raise UserError(f"{attr.name} must be in (0, 1], got {value!r}")
+
+
 def _check_non_negative(_inst: object, attr: Any, value: float) -> None:
     # Finite and at most a second per kernel: 1e308 µs overflowed the totals to inf (not JSON).
     check_float(attr.name, value, MAX_OVERHEAD_US, positive=False)
@@ -145,6 +150,12 @@ class RooflineParams:
     host of docs/validation)."""
     use_achievable_peaks: bool = False
     """Use the hardware's measured ceilings (achievable_*) instead of datasheet peaks when present."""
+    expert_load_ratio: float = field(default=1.0, converter=float, validator=_check_unit_ratio)
+    """Routing skew of the MoE's grouped dispatch: the j-th most loaded expert receives ratio^j of the top
+    one's share of the token-expert pairs (analytic/moe.py). 1 = uniform routing (the default: trained
+    weights balance the load). A profile run of our model measures it from its own prefill (routing
+    census, ``moe_expert_load_ratio`` in metrics.json) and a calibration from that run uses it: random
+    weights route at 0.84–0.86 on DeepSeek-OCR (23–50 of 64 experts per layer get tokens)."""
     gemm_table: bool = False
     """Time the dense matmuls outside the decode step from the GPU's measured GEMM table
     (``hardware/gemm_tables/<id>-<dtype>.json``, ``benchmarks/bench_gemm_table.py``) where it has the

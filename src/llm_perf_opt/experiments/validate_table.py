@@ -43,7 +43,11 @@ def _start_params(folder: str, calibration_run: Any) -> Any:
 
     if folder in IMPLEMENTATIONS:
         return RooflineParams(implementation=folder)
-    return RooflineParams(execution=folder, prefill_execution=calibration_run.prefill_execution)
+    return RooflineParams(
+        execution=folder,
+        prefill_execution=calibration_run.prefill_execution,
+        expert_load_ratio=calibration_run.expert_load_ratio,
+    )
 
 
 def within(error: float, tol: float) -> bool:

@@ -150,6 +150,7 @@ def build_report(
     keys = list(METRIC_KEYS) + sorted({k for row in rows for k in row if k not in METRIC_KEYS})
     aggregates: dict[str, Stats] = summarize_columns(rows, keys)
     aggregates.update(decode_mode_aggregates(state.records))
+    aggregates.update(state.routing)  # over the MoE layers, not over repeats (profiling/routing.py)
     analytic.update(decode_mode_figures(aggregates))
     topk, per_stage = operator_summaries
     images = [

@@ -214,6 +214,7 @@ class LLMProfileRunner:
         t0 = self._phase(state, "timed")
         self._timed_runs(state)
         state.phase_seconds["timed"] = time.perf_counter() - t0
+        self._routing_census(state)
 
         if cfg.torch_profiler:
             t0 = self._phase(state, "profile")
@@ -236,6 +237,18 @@ class LLMProfileRunner:
             decode_mode=decode_mode or state.decode_modes[0],
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def _routing_census(self, state: ProfileState) -> None:
+        """MoE routing of the first batch's prefill, after the timed runs (profiling/routing.py); our model only."""
+        census = getattr(state.session, "routing_census", None)
+        if census is None or not state.batches:
+            return
+        try:
+            from llm_perf_opt.profiling.routing import census_aggregates
+
+            state.routing = census_aggregates(census(state.batches[0]))
+        except Exception as exc:  # optional figure, like MFU: the run stays valid without it
+            state.warnings.append(f"MoE routing census skipped: {type(exc).__name__}: {exc}")
 
     def _warmup(self, state: ProfileState) -> None:
         assert state.session is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from attrs import define, field
 
+from llm_perf_opt.contracts.profile import Stats
 from llm_perf_opt.contracts.profile_config import ProfileConfig
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.io.artifact_set import ArtifactSet
@@ -66,6 +67,8 @@ class ProfileState:
     batches: list[Batch] = field(factory=list)
     costs: dict[int, dict[str, mfu_mod.StageCost]] = field(factory=dict)
     records: list[RunRecord] = field(factory=list)
+    routing: dict[str, Stats] = field(factory=dict)
+    """MoE routing census of the prefill (profiling/routing.py), as aggregates over the MoE layers."""
     tables: OperatorTables | None = None
     timeline: Timeline | None = None
     """Busy/idle per stage from the profiled window (None without a profiler pass)."""

@@ -9,7 +9,8 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
 * precision — ``dtype`` (all dtypes at once, as ``analyze --dtype``) and the single fields
   ``weight_dtype``, ``kv_dtype``, ``activation_dtype``, ``compute_dtype``;
 * roofline — ``roofline.bandwidth_efficiency``, ``roofline.launch_overhead_us``, ``roofline.host_overhead_us``,
-  ``roofline.use_achievable_peaks``, ``roofline.gemm_table``, ``roofline.kernel_floor_us``,
+  ``roofline.use_achievable_peaks``, ``roofline.gemm_table``, ``roofline.expert_load_ratio``,
+  ``roofline.kernel_floor_us``,
   ``roofline.graph_launch_us``, the eager stages' ``roofline.stage_host_overhead_us``, ``roofline.stage_overhead_us``,
   ``roofline.biased_attention_efficiency``, ``roofline.broadcast_bandwidth_efficiency``,
   ``roofline.elementwise_bandwidth_efficiency``, the replayed stages' ``roofline.graph_stage_overhead_us``,
@@ -179,6 +180,8 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.use_achievable_peaks", group=ROOFLINE, expects="true or false", parse=_parse_bool),
         KeyInfo(name="roofline.gemm_table", group=ROOFLINE, expects="true or false", parse=_parse_bool),
+        KeyInfo(name="roofline.expert_load_ratio", group=ROOFLINE, expects="a number in (0, 1] (1 = uniform routing)",
+                parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="execution", group=ROOFLINE, expects="graph or eager (decode steps)",
                 parse=_choice_parser(EXECUTIONS)),
         KeyInfo(name="roofline.kernel_floor_us", group=ROOFLINE, expects="a number >= 0",
@@ -299,7 +302,7 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     if effs != base.compute_efficiency:
         changes["compute_efficiency"] = effs
     for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
-                 "gemm_table", "kernel_floor_us", "graph_launch_us", "stage_host_overhead_us", "stage_overhead_us",
+                 "gemm_table", "expert_load_ratio", "kernel_floor_us", "graph_launch_us", "stage_host_overhead_us", "stage_overhead_us",
                  "expert_host_overhead_us", "graph_stage_overhead_us", "attention_floor_us",
                  "prefill_attention_efficiency", "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
                  "elementwise_bandwidth_efficiency"):
