@@ -302,9 +302,10 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     if effs != base.compute_efficiency:
         changes["compute_efficiency"] = effs
     for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
-                 "gemm_table", "expert_load_ratio", "kernel_floor_us", "graph_launch_us", "stage_host_overhead_us", "stage_overhead_us",
-                 "expert_host_overhead_us", "graph_stage_overhead_us", "attention_floor_us",
-                 "prefill_attention_efficiency", "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
+                 "gemm_table", "expert_load_ratio", "kernel_floor_us", "graph_launch_us",
+                 "stage_host_overhead_us", "stage_overhead_us", "expert_host_overhead_us",
+                 "graph_stage_overhead_us", "attention_floor_us", "prefill_attention_efficiency",
+                 "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
                  "elementwise_bandwidth_efficiency"):
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]
