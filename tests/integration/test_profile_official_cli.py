@@ -99,6 +99,11 @@ def test_base_mode_runs_one_view_per_page(ckpt: Path, pages: Path, tmp_path: Pat
     inventory = json.loads((out / "torchinfo-unique-layers.json").read_text())
     assert inventory["model_class"] == "DeepseekOCRForCausalLM" and "hf-official" in inventory["model"]
     assert {"ImageEncoderViT", "VitModel", "DeepseekV2MoE"} <= {r["class_name"] for r in inventory["layers"]}
+    # The routing census hooks the official MoEGate too: its (ids, weights, aux) output, every MoE layer.
+    aggregates = json.loads((out / "metrics.json").read_text())["aggregates"]
+    census = aggregates["moe_distinct_experts"]
+    assert census["count"] >= 1 and 1 <= census["min"] <= census["max"]
+    assert 0.0 < aggregates["moe_expert_load_ratio"]["mean"] <= 1.0
 
 
 def test_weights_directory_without_safetensors_is_one_line(ckpt: Path, tmp_path: Path) -> None:

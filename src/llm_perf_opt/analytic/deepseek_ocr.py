@@ -65,9 +65,9 @@ class DecodeStage(BaseLayer):
         # The graph step's split-KV attention reads exactly the filled positions (their count is on the
         # device), so kv_read = context: it only marks the graph step's kernels.
         graph = self.execution == "graph"
-        step = {"batch": b, "q_len": 1, "dec": self.dec, "load_ratio": self.load_ratio}
-        first = self.sub(DecoderStack, context=p + 1, kv_read=p + 1 if graph else 0, **step)
-        last = self.sub(DecoderStack, context=p + s, kv_read=p + s if graph else 0, **step)
+        common = {"batch": b, "q_len": 1, "dec": self.dec, "load_ratio": self.load_ratio}
+        first = self.sub(DecoderStack, context=p + 1, kv_read=p + 1 if graph else 0, **common)
+        last = self.sub(DecoderStack, context=p + s, kv_read=p + s if graph else 0, **common)
         step = Swept(first=first, last=last, steps=s, stage=self.stage, prec=self.prec)
         return (Child(name="step", layer=step, repetition="for", count=s, shared_state=True),)
 

@@ -37,6 +37,7 @@ from attrs import frozen
 from llm_perf_opt.analytic.base import BF16, BaseLayer, Precision
 from llm_perf_opt.analytic.decoder import DISPATCH_KERNELS, DecoderStack
 from llm_perf_opt.analytic.deepseek_ocr import build_stages
+from llm_perf_opt.analytic.moe import expert_shares
 from llm_perf_opt.errors import unknown_id
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
@@ -158,16 +159,24 @@ def implementation(name: str) -> Implementation:
         raise unknown_id("implementation", name, list(IMPLEMENTATIONS)) from None
 
 
-def active_experts(spec: ModelSpec, tokens: int) -> int:
-    """Experts that get at least one of ``tokens`` routed tokens in the worst (spread) case: min(E, T·k).
+def active_experts(spec: ModelSpec, tokens: int, load_ratio: float = 1.0) -> float:
+    """Experts that get at least one of ``tokens`` routed tokens.
 
-    Exact at batch-1 decode (k distinct experts per token); an upper bound otherwise.
+    Uniform routing (``load_ratio`` 1): the worst (spread) case min(E, T·k), exact at batch-1 decode
+    (k distinct experts per token), an upper bound otherwise. Skewed routing (analytic/moe.py): the
+    expected distinct experts Σ_j 1 − (1 − s_j)^(T·k) over the pairs' shares, at least k (one token's
+    k experts are distinct).
     """
     dec = spec.decoder
-    return min(dec.n_routed_experts, tokens * dec.num_experts_per_tok)
+    e, k = dec.n_routed_experts, dec.num_experts_per_tok
+    if load_ratio >= 1.0:
+        return float(min(e, tokens * k))
+    pairs = tokens * k
+    distinct = sum(1.0 - (1.0 - s) ** pairs for s in expert_shares(e, load_ratio))
+    return min(float(e), max(float(min(k, pairs)), distinct))
 
 
-def expert_loop_kernels(spec: ModelSpec, name: str = "ours", *, tokens: int) -> float:
+def expert_loop_kernels(spec: ModelSpec, name: str = "ours", *, tokens: int, load_ratio: float = 1.0) -> float:
     """Kernels of one forward's per-expert Python loops (every MoE layer) over ``tokens`` routed tokens.
 
     hf-official: moe_per_expert_kernels × the experts that got tokens × MoE layers (a prefill of ≥ 11
@@ -175,7 +184,7 @@ def expert_loop_kernels(spec: ModelSpec, name: str = "ours", *, tokens: int) -> 
     """
     impl, dec = implementation(name), spec.decoder
     moe_layers = dec.num_layers - dec.first_k_dense_replace
-    return float(moe_layers * impl.moe_per_expert_kernels * active_experts(spec, tokens))
+    return float(moe_layers * impl.moe_per_expert_kernels * active_experts(spec, tokens, load_ratio))
 
 
 def rope_bmm_flops(spec: ModelSpec, tokens: int) -> float:
@@ -214,7 +223,7 @@ def decode_step_flops(
     return float(step.cost().flops) + extra
 
 
-def layer_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1) -> dict[str, float]:
+def layer_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1, load_ratio: float = 1.0) -> dict[str, float]:
     """Kernels of one decode forward: per dense layer, per MoE layer, and outside the layers.
 
     hf-official: from the per-block counts above (MoE with min(E, B·k) experts looping). ours: the
@@ -230,7 +239,7 @@ def layer_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1) -> dic
             "moe_layer": per.get("layers.moe", 0.0),
             "outside": outside,
         }
-    moe = impl.moe_base_kernels + impl.moe_per_expert_kernels * active_experts(spec, batch)
+    moe = impl.moe_base_kernels + impl.moe_per_expert_kernels * active_experts(spec, batch, load_ratio)
     shared = impl.attention_kernels + impl.layer_kernels
     return {
         "dense_layer": float(shared + impl.dense_mlp_kernels),
@@ -239,10 +248,12 @@ def layer_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1) -> dic
     }
 
 
-def decode_step_kernels(spec: ModelSpec, name: str = "ours", *, batch: int = 1, ngram: bool = False) -> int:
+def decode_step_kernels(
+    spec: ModelSpec, name: str = "ours", *, batch: int = 1, ngram: bool = False, load_ratio: float = 1.0
+) -> int:
     """Kernels of one decode step: the forward (every layer) plus the generate loop's own."""
     impl = implementation(name)
-    parts = layer_kernels(spec, name, batch=batch)
+    parts = layer_kernels(spec, name, batch=batch, load_ratio=load_ratio)
     dec = spec.decoder
     dense = dec.first_k_dense_replace
     total = (
@@ -343,11 +354,12 @@ def ngram_host_us(workload: Workload, n: int, *, context: int) -> float:
 def build_implementation_stages(
     spec: ModelSpec, workload: Workload, precision: Precision, execution: str, name: str, load_ratio: float = 1.0
 ) -> dict[str, BaseLayer]:
-    """The stage layers of ``name``: ours as built by ``build_stages`` (with the MoE routing skew ``load_ratio``);
-    hf-official always eager and uniformly routed (its own random init was never censused)."""
+    """The stage layers of ``name`` under the MoE routing skew ``load_ratio``: ours as built by ``build_stages``;
+    hf-official always eager (its per-expert loop runs one SwiGLU per expert that got tokens)."""
     from llm_perf_opt.analytic.official_tree import official_stages  # that module builds on this one
 
     impl = implementation(name)
     if impl.name == "ours":
         return build_stages(spec, workload, precision, execution, load_ratio)
-    return official_stages(build_stages(spec, workload, precision, "eager"), spec, workload, precision)
+    stages = build_stages(spec, workload, precision, "eager", load_ratio)
+    return official_stages(stages, spec, workload, precision, load_ratio)

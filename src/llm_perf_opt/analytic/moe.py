@@ -262,12 +262,16 @@ class MoE(BaseLayer):
             layer = self.sub(ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=i)
             return [Child(name="experts", repetition="parfor", count=e, layer=layer)]
         pairs = t * k
+        shares = expert_shares(e, self.load_ratio)
+        touch = [1.0 - (1.0 - s) ** pairs for s in shares]
+        # One token's k picks are distinct experts: never fewer than min(k, pairs) touched in expectation.
+        lift = max(1.0, min(k, pairs) / sum(touch))
         return [
             Child(
                 name=f"experts.{j}",
-                layer=self.sub(ExpertMLP, tokens=pairs * s, touch_prob=1.0 - (1.0 - s) ** pairs, hidden=d, inter=i),
+                layer=self.sub(ExpertMLP, tokens=pairs * s, touch_prob=min(1.0, p * lift), hidden=d, inter=i),
             )
-            for j, s in enumerate(expert_shares(e, self.load_ratio))
+            for j, (s, p) in enumerate(zip(shares, touch, strict=True))
         ]
 
     def _fused(self) -> bool:

@@ -116,7 +116,11 @@ class OfficialPages(BaseLayer):
 
 
 def official_stages(
-    stages: dict[str, BaseLayer], spec: ModelSpec, workload: Workload, precision: Precision = BF16
+    stages: dict[str, BaseLayer],
+    spec: ModelSpec,
+    workload: Workload,
+    precision: Precision = BF16,
+    load_ratio: float = 1.0,
 ) -> dict[str, BaseLayer]:
     """``stages`` of ours turned into the hf-official code's: prefill and decode get the overheads.
 
@@ -126,7 +130,7 @@ def official_stages(
     """
     dec, b, p = spec.decoder, workload.batch_size, workload.prefill_tokens
     prefill_base = stages["prefill"]
-    pre = layer_kernels(spec, "hf-official", batch=b * p)
+    pre = layer_kernels(spec, "hf-official", batch=b * p, load_ratio=load_ratio)
     pre_kernels = pre["outside"] + dec.first_k_dense_replace * pre["dense_layer"]
     pre_kernels += (dec.num_layers - dec.first_k_dense_replace) * pre["moe_layer"]
     lm_rest = OfficialOverhead(
@@ -137,7 +141,7 @@ def official_stages(
         stage="prefill",
         prec=precision,
     )
-    pre_loop = expert_loop_kernels(spec, "hf-official", tokens=b * p)
+    pre_loop = expert_loop_kernels(spec, "hf-official", tokens=b * p, load_ratio=load_ratio)
     pre_host = OfficialOverhead(
         label="eager_kernels",
         kernels_extra=max(pre_kernels - pre_loop - prefill_base.cost().kernels, 0.0),
@@ -154,10 +158,13 @@ def official_stages(
     steps = max(workload.max_new_tokens - 1, 0)
 
     def call(context: int) -> OfficialCall:
-        base = DecoderStack(batch=b, q_len=1, context=context, dec=dec, stage="decode", prec=precision)
-        loop = expert_loop_kernels(spec, "hf-official", tokens=b)
+        base = DecoderStack(
+            batch=b, q_len=1, context=context, dec=dec, load_ratio=load_ratio, stage="decode", prec=precision
+        )
+        loop = expert_loop_kernels(spec, "hf-official", tokens=b, load_ratio=load_ratio)
         ngram = HF_OFFICIAL.ngram_size
-        extra_k = decode_step_kernels(spec, "hf-official", batch=b, ngram=ngram > 0) - loop - base.cost().kernels
+        step_kernels = decode_step_kernels(spec, "hf-official", batch=b, ngram=ngram > 0, load_ratio=load_ratio)
+        extra_k = step_kernels - loop - base.cost().kernels
         over = OfficialOverhead(
             label="eager_kernels_and_kv_cat",
             flops_extra=rope_bmm_flops(spec, b),

@@ -44,7 +44,9 @@ class ProjectorPass(BaseLayer):
                     label="concat CLIP[:,1:] and SAM features (copy)",
                     elements=t * fin,
                     flops_per_element=0.0,
-                    kernels=3,
+                    # One aten::cat kernel reads the CLS-dropping slice and the transposed SAM view in place
+                    # (H200 operator tables, docs/validation/h200/prefill-ops: 1 cat + 1 addmm per pass).
+                    kernels=1,
                     op_category=PR,
                 ),
             ),

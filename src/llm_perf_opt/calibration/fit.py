@@ -75,6 +75,8 @@ TAU = {
     "attention_floor_us": 0.3,
 }
 """Prior widths (standard deviation of log θ); other float fields get 1.0."""
+MEASURED_NOT_FITTED = ("expert_load_ratio",)
+"""Float fields a run measures about itself (its routing census) rather than a fit infers: kept as started."""
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")
 DECODER_CATEGORIES = ("decoder_attention", "dense_mlp", "moe_router", "moe_experts", "lm_head")
 SAM_KERNELS = ("biased_attention_efficiency", "broadcast_bandwidth_efficiency")
@@ -149,7 +151,7 @@ def default_priors(
     )
     for f in attrs.fields(RooflineParams):  # float fields added later are fitted too, with a wide prior
         value = getattr(start, f.name)
-        if f.name in ("bandwidth_efficiency", "launch_overhead_us") or isinstance(value, bool):
+        if f.name in ("bandwidth_efficiency", "launch_overhead_us", *MEASURED_NOT_FITTED) or isinstance(value, bool):
             continue
         if not isinstance(value, float) or value <= 0:
             continue

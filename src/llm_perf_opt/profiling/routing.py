@@ -1,9 +1,10 @@
 """Routing census of the decoder prefill: how the MoE spreads token-expert pairs over the experts.
 
 The grouped expert GEMMs pad each expert's rows to whole tiles and read each touched expert's
-weights, so their time follows the spread of the pairs, not only their count. The analytic model
-takes that spread as one number (``expert_load_ratio``, analytic/moe.py); this module measures it:
-one untimed, eager prefill of a batch with a forward hook on every MoE gate, the pairs per expert
+weights (the official code launches one SwiGLU per expert that got tokens), so their time follows
+the spread of the pairs, not only their count. The analytic model takes that spread as one number
+(``expert_load_ratio``, analytic/moe.py); this module measures it: one untimed, eager call that
+generates one token (the prefill) with a forward hook on every MoE gate, the pairs per expert
 counted per layer, a geometric fit per layer (:func:`~llm_perf_opt.analytic.moe.fit_load_ratio`).
 The results go to ``metrics.json`` as aggregates over the MoE layers (mean, std, min, max):
 
@@ -14,6 +15,7 @@ The results go to ``metrics.json`` as aggregates over the MoE layers (mean, std,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,25 +24,41 @@ from llm_perf_opt.analytic.moe import fit_load_ratio
 from llm_perf_opt.contracts.profile import Stats
 from llm_perf_opt.data.stats import summarize
 
+GATE_CLASS = "MoEGate"
+"""Class name of the router in our model and in the official DeepSeek-V2 code alike."""
 
-def census_counts(model: Any, inputs: Any) -> list[list[int]]:
-    """Pairs per expert of every MoE layer (in layer order) over one eager prefill of ``inputs``."""
-    from llm_perf_opt.models import deepseek_ocr as dso
-    from llm_perf_opt.models.deepseek_ocr.mlp import MoEGate
 
-    gates = [m for m in model.modules() if isinstance(m, MoEGate)]
-    ids: list[torch.Tensor] = []
-    hooks = [g.register_forward_hook(lambda _m, _i, out: ids.append(out[1].detach())) for g in gates]
+def _expert_ids(out: Any) -> torch.Tensor | None:
+    """The integer (expert id) tensor among a gate's outputs: ours returns (weights, ids), the official
+    code (ids, weights, aux_loss)."""
+    items = out if isinstance(out, tuple | list) else (out,)
+    return next((x for x in items if isinstance(x, torch.Tensor) and not x.is_floating_point()), None)
+
+
+def census_counts(model: Any, run_prefill: Callable[[], Any]) -> list[list[int]]:
+    """Pairs per expert of every MoE layer (in call order) over ``run_prefill()``, which must run one eager
+    prefill of ``model`` (hooks do not fire inside replayed graphs)."""
+    gates = [m for m in model.modules() if type(m).__name__ == GATE_CLASS]
+    picks: list[tuple[int, torch.Tensor]] = []
+
+    def hook(gate: Any) -> Callable[..., None]:
+        experts = int(gate.weight.shape[0])
+
+        def record(_m: Any, _i: Any, out: Any) -> None:
+            ids = _expert_ids(out)
+            if ids is not None:
+                picks.append((experts, ids.detach()))
+
+        return record
+
+    handles = [g.register_forward_hook(hook(g)) for g in gates]
     try:
-        cache = dso.new_cache(model, inputs.batch_size, inputs.prompt_len)
-        dso.prefill(model, inputs, cache)
+        with torch.inference_mode():
+            run_prefill()
     finally:
-        for hook in hooks:
-            hook.remove()
-    return [
-        torch.bincount(layer.reshape(-1), minlength=gate.weight.shape[0]).tolist()
-        for layer, gate in zip(ids, gates, strict=True)
-    ]
+        for handle in handles:
+            handle.remove()
+    return [torch.bincount(ids.reshape(-1), minlength=n).tolist() for n, ids in picks]
 
 
 def census_aggregates(counts: list[list[int]]) -> dict[str, Stats]:

@@ -239,14 +239,20 @@ class LLMProfileRunner:
         )
 
     def _routing_census(self, state: ProfileState) -> None:
-        """MoE routing of the first batch's prefill, after the timed runs (profiling/routing.py); our model only."""
-        census = getattr(state.session, "routing_census", None)
-        if census is None or not state.batches:
+        """MoE routing of the first batch's prefill, after the timed runs (profiling/routing.py): one untimed
+        eager call generating one token, for our model and the official code alike."""
+        session = state.session
+        if session is None or not state.batches:
             return
-        try:
-            from llm_perf_opt.profiling.routing import census_aggregates
+        batch = state.batches[0]
 
-            state.routing = census_aggregates(census(state.batches[0]))
+        def prefill() -> Any:
+            return session.generate(batch, max_new_tokens=1, min_new_tokens=1, decode_mode="eager")
+
+        try:
+            from llm_perf_opt.profiling.routing import census_aggregates, census_counts
+
+            state.routing = census_aggregates(census_counts(session.model, prefill))
         except Exception as exc:  # optional figure, like MFU: the run stays valid without it
             state.warnings.append(f"MoE routing census skipped: {type(exc).__name__}: {exc}")
 

@@ -231,15 +231,6 @@ class ProfileSession:
             on_token=on_token,
         )
 
-    def routing_census(self, batch: Batch) -> list[list[int]]:
-        """Pairs per expert of every MoE layer over one untimed eager prefill of ``batch`` (profiling/routing.py)."""
-        from llm_perf_opt.profiling.routing import census_counts
-
-        if batch.inputs is None:
-            self.build_inputs(batch)
-        with torch.inference_mode():
-            return census_counts(self.model, batch.inputs)
-
     def prepare_decode(self, batches: Sequence[Batch], max_new_tokens: int) -> float:
         """Capture the CUDA graphs every batch will replay, before anything is timed; returns seconds spent.
 

@@ -109,6 +109,9 @@ def test_priors_cover_matmul_categories_and_global_terms() -> None:
     names = [p.name for p in default_priors(H100, RooflineParams(), "bf16", cats)]
     assert "compute_efficiency.norm" not in names and "compute_efficiency.elementwise" not in names
     assert {"bandwidth_efficiency", "launch_overhead_us", "compute_efficiency.vision_attention"} <= set(names)
+    # The routing skew is what the run measured (its census), never a free parameter of the fit.
+    skewed = default_priors(H100, RooflineParams(expert_load_ratio=0.85), "bf16", cats)
+    assert "expert_load_ratio" not in [p.name for p in skewed]
 
 
 def test_bad_fit_inputs() -> None:

@@ -188,3 +188,18 @@ def test_execution_modes_come_from_the_records(gpu_run: Path) -> None:
     (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert read_run_dir(gpu_run).execution == "eager"
     assert read_run_dir(gpu_run).start_params().prefill_execution == "eager"
+
+
+def test_the_routing_census_sets_the_start_ratio(gpu_run: Path, tmp_path: Path) -> None:
+    own = json.loads((gpu_run / "metrics.json").read_text())["aggregates"]["moe_expert_load_ratio"]["mean"]
+    assert read_run_dir(gpu_run).start_params().expert_load_ratio == own  # the profile run measured its own
+    run = copy_run(gpu_run, tmp_path / "census")
+    metrics = json.loads((run / "metrics.json").read_text())
+    census = {"mean": 0.85, "std": 0.01, "count": 2, "min": 0.84, "max": 0.86, "p50": 0.85, "p95": 0.86}
+    metrics["aggregates"]["moe_expert_load_ratio"] = census
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    read = read_run_dir(run)
+    assert read.expert_load_ratio == 0.85 and read.start_params().expert_load_ratio == 0.85
+    del metrics["aggregates"]["moe_expert_load_ratio"]  # a run from before the census: uniform
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert read_run_dir(run).expert_load_ratio == 1.0
