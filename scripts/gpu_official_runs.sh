@@ -8,7 +8,8 @@
 # files + config.json in $CKPT (default official-code/, never committed). Run directories go to
 # $RUNS (default tmp/official-runs), one tarball of them (no traces, no page images) to $RESULTS.
 # ONLY="id id …" runs a subset; EXTRA="--no-torch-profiler" makes timing-only runs (what the
-# validation table reads), much shorter for this code's ~1,300 kernels per decode step.
+# validation table reads), much shorter for this code's ~1,300 kernels per decode step. PIN="taskset -c 2,3"
+# pins each run to CPU cores (the official code is host-bound: its timings follow the host).
 # The predictions are made afterwards, without a GPU:
 #   python -m llm_perf_opt experiment validate --offline --out $RUNS --calibrate-on base-b1-n128
 set -uo pipefail
@@ -28,7 +29,7 @@ P="$PY -m llm_perf_opt profile --model $CKPT --trust-remote-code --weights rando
 while read -r id mode batch tokens limit; do
   [[ -n "${ONLY:-}" && " $ONLY " != *" $id "* ]] && continue
   echo "== $(date +%T) $id"
-  timeout "$limit" $P --mode "$mode" --batch-size "$batch" --max-new-tokens "$tokens" ${EXTRA:-} \
+  timeout "$limit" ${PIN:-} $P --mode "$mode" --batch-size "$batch" --max-new-tokens "$tokens" ${EXTRA:-} \
     --output-dir "$RUNS/runs/hf-official/$id" --run-id "official-$id"
   echo "rc=$? $id"
   tar czf "$RESULTS/runs.tgz" --exclude='trace*' --exclude='inputs' -C "$RUNS" runs
