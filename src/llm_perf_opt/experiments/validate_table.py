@@ -42,7 +42,7 @@ def _start_params(folder: str, calibration_run: Any) -> Any:
     from llm_perf_opt.specs.execution import IMPLEMENTATIONS
 
     if folder in IMPLEMENTATIONS:
-        return RooflineParams(implementation=folder)
+        return RooflineParams(implementation=folder, expert_load_ratio=calibration_run.expert_load_ratio)
     return RooflineParams(
         execution=folder,
         prefill_execution=calibration_run.prefill_execution,
