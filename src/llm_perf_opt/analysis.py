@@ -43,7 +43,14 @@ def analyze_to_dir(
     from llm_perf_opt.analytic import api
 
     precision = api.precision_for(dtype)
-    params = api.load_roofline_params(calibration) if calibration else api.RooflineParams()
+    if calibration:
+        params = api.load_roofline_params(calibration)
+    elif calibrate_from is not None:  # fit from how the run executed and what its routing census measured
+        params = calibrate_from.start_params()
+    else:
+        params = api.RooflineParams()
+    if calibrate_from is not None:  # the run's census, not a stored file's, describes the weights it ran
+        params = attrs.evolve(params, expert_load_ratio=calibrate_from.expert_load_ratio)
     if execution is not None:  # graph | eager decode; otherwise the calibration file's, else graph
         params = attrs.evolve(params, execution=execution)
     if implementation is not None:  # ours | hf-official (the checkpoint's own code)

@@ -73,6 +73,9 @@ def test_calibrate_from_fits_saves_and_is_reused(profile_run: Path, tmp_path: Pa
     fitted = load_roofline_params(out / "calibration.yaml")
     assert report["inputs"]["roofline"] == yaml.safe_load((out / "calibration.yaml").read_text())
     assert fitted.launch_overhead_us != 5.0, "the per-kernel overhead was fitted"
+    # Started from how the run executed (eager on the CPU) and kept the routing its census measured.
+    census = json.loads((profile_run / "metrics.json").read_text())["aggregates"]["moe_expert_load_ratio"]["mean"]
+    assert fitted.execution == "eager" and fitted.expert_load_ratio == pytest.approx(census) and census < 1.0
     text = (out / "calibration.yaml").read_text()
     assert text.startswith("# Roofline parameters fitted") and "run: cli-calib" in text
     md = (out / "report.md").read_text()

@@ -228,7 +228,7 @@ def _execution_text(params: RooflineParams) -> str:
 
 def _assumptions(spec: ModelSpec, w: Workload, hw: HardwareSpec, params: RooflineParams, prec: Precision) -> list[str]:
     d = spec.decoder
-    e, k, b = d.n_routed_experts, d.num_experts_per_tok, w.batch_size
+    e, k, b, r = d.n_routed_experts, d.num_experts_per_tok, w.batch_size, params.expert_load_ratio
     from llm_perf_opt.analytic.decoder import expected_distinct_experts as distinct
 
     return [
@@ -241,10 +241,15 @@ def _assumptions(spec: ModelSpec, w: Workload, hw: HardwareSpec, params: Rooflin
         f"Decode = max_new_tokens − 1 = {decode_steps(w)} steps: prefill yields the first token; step j "
         f"attends over {w.prefill_tokens} + j keys, ending at final_context = {w.final_context}. Summed in "
         "closed form (every per-step term is affine in the context length).",
-        f"MoE weight traffic = expected DISTINCT experts under uniform routing, E·(1 − (1 − k/E)^T): "
-        f"{distinct(b, e, k):.2f} of {e} per decode step (T = B = {b}), "
-        f"{distinct(b * w.prefill_tokens, e, k):.2f} in prefill (T = {b * w.prefill_tokens}). Skewed "
-        "real routing touches fewer. All experts stay resident.",
+        (
+            "MoE weight traffic = expected DISTINCT experts under uniform routing, E·(1 − (1 − k/E)^T): "
+            if r >= 1.0
+            else f"MoE routing skewed (expert_load_ratio {r:.3g}: the j-th busiest expert gets r^j of the top "
+            "one's pairs, from a profile run's routing census); expected DISTINCT experts: "
+        )
+        + f"{distinct(b, e, k, r):.2f} of {e} per decode step (T = B = {b}), "
+        f"{distinct(b * w.prefill_tokens, e, k, r):.2f} in prefill (T = {b * w.prefill_tokens}). "
+        "All experts stay resident.",
         "activations_gb = largest working set of one operator (its inputs, outputs and materialised "
         "intermediates such as SAM's [B, 12, N, N] rel-pos bias), not a sum over live tensors.",
         "KV cache: preallocated, written in place (no re-copy per step); sized at final_context × B.",

@@ -37,7 +37,7 @@ from attrs import frozen
 from llm_perf_opt.analytic.base import BF16, BaseLayer, Precision
 from llm_perf_opt.analytic.decoder import DISPATCH_KERNELS, DecoderStack
 from llm_perf_opt.analytic.deepseek_ocr import build_stages
-from llm_perf_opt.analytic.moe import expert_shares
+from llm_perf_opt.analytic.moe import expected_distinct_experts
 from llm_perf_opt.errors import unknown_id
 from llm_perf_opt.specs.model_spec import ModelSpec
 from llm_perf_opt.specs.workload import Workload
@@ -171,9 +171,7 @@ def active_experts(spec: ModelSpec, tokens: int, load_ratio: float = 1.0) -> flo
     e, k = dec.n_routed_experts, dec.num_experts_per_tok
     if load_ratio >= 1.0:
         return float(min(e, tokens * k))
-    pairs = tokens * k
-    distinct = sum(1.0 - (1.0 - s) ** pairs for s in expert_shares(e, load_ratio))
-    return min(float(e), max(float(min(k, pairs)), distinct))
+    return expected_distinct_experts(tokens, e, k, load_ratio)
 
 
 def expert_loop_kernels(spec: ModelSpec, name: str = "ours", *, tokens: int, load_ratio: float = 1.0) -> float:

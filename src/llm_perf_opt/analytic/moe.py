@@ -79,11 +79,17 @@ def fit_load_ratio(counts: Sequence[int]) -> float:
     return min(max(math.exp(slope), 1e-3), 1.0)
 
 
-def expected_distinct_experts(tokens: float, experts: int, top_k: int) -> float:
-    """E·(1 − (1 − k/E)^T): expected distinct experts touched by T tokens under uniform routing."""
+def expected_distinct_experts(tokens: float, experts: int, top_k: int, load_ratio: float = 1.0) -> float:
+    """Expected distinct experts touched by T tokens. Uniform routing: E·(1 − (1 − k/E)^T). Skewed
+    (``load_ratio`` < 1): Σ_j 1 − (1 − s_j)^(T·k) over the pairs' shares, at least min(k, T·k) (one token's
+    k picks are distinct experts)."""
     if tokens <= 0:
         return 0.0
-    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+    if load_ratio >= 1.0:
+        return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+    pairs = tokens * top_k
+    touched = sum(1.0 - (1.0 - s) ** pairs for s in expert_shares(experts, load_ratio))
+    return min(float(experts), max(min(float(top_k), pairs), touched))
 
 @frozen(kw_only=True, cache_hash=True)
 class MoERouter(BaseLayer):
@@ -264,8 +270,8 @@ class MoE(BaseLayer):
         pairs = t * k
         shares = expert_shares(e, self.load_ratio)
         touch = [1.0 - (1.0 - s) ** pairs for s in shares]
-        # One token's k picks are distinct experts: never fewer than min(k, pairs) touched in expectation.
-        lift = max(1.0, min(k, pairs) / sum(touch))
+        # One token's k picks are distinct experts: the floor of expected_distinct_experts, spread over all.
+        lift = expected_distinct_experts(t, e, k, self.load_ratio) / sum(touch)
         return [
             Child(
                 name=f"experts.{j}",
