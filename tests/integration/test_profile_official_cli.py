@@ -104,6 +104,7 @@ def test_base_mode_runs_one_view_per_page(ckpt: Path, pages: Path, tmp_path: Pat
     census = aggregates["moe_distinct_experts"]
     assert census["count"] >= 1 and 1 <= census["min"] <= census["max"]
     assert 0.0 < aggregates["moe_expert_load_ratio"]["mean"] <= 1.0
+    assert "## MoE routing" in (out / "report.md").read_text()
 
 
 def test_weights_directory_without_safetensors_is_one_line(ckpt: Path, tmp_path: Path) -> None:

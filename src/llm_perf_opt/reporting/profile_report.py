@@ -173,6 +173,24 @@ def _mfu_table(state: ProfileState, report: LLMProfileReport | None) -> list[str
     return lines
 
 
+def _routing(report: LLMProfileReport | None) -> list[str]:
+    """The MoE routing census (profiling/routing.py), when the run took one."""
+    agg = report.aggregates if report else {}
+    keys = ("moe_expert_load_ratio", "moe_distinct_experts", "moe_top_expert_share")
+    ratio, distinct, top = (agg.get(k) for k in keys)
+    if ratio is None or distinct is None or top is None:
+        return []
+    return [
+        "## MoE routing (census of the first batch's prefill)",
+        "",
+        f"Over {ratio.count} MoE layers: {distinct.min:.0f}–{distinct.max:.0f} experts got tokens; the busiest one "
+        f"took {pct(top.min, 1)}–{pct(top.max, 1)} of the token-expert pairs; geometric load ratio "
+        f"{ratio.mean:.3f} (min {ratio.min:.3f}, max {ratio.max:.3f}; 1 = uniform). `analyze --calibrate-from` "
+        "this run predicts the MoE with that ratio (`roofline.expert_load_ratio`).",
+        "",
+    ]
+
+
 def _per_image(state: ProfileState) -> list[str]:
     by_batch: dict[int, list[RunRecord]] = defaultdict(list)
     for r in state.primary_records:
@@ -253,6 +271,7 @@ def render_report(state: ProfileState, report: LLMProfileReport | None) -> str:
     lines += _stage_table(state, report)
     lines += ["![Stage breakdown](stage_breakdown.png)", ""]
     lines += _mfu_table(state, report)
+    lines += _routing(report)
     lines += timeline_section(state)
     lines += _per_image(state)
     lines += _operators(state, report)
