@@ -26,6 +26,7 @@ from __future__ import annotations
 from llm_perf_opt.analytic.base import BaseLayer
 from llm_perf_opt.analytic.moe import ExpertMLP
 from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Linear
+from llm_perf_opt.hardware.gemm_table import GemmTable
 
 GEMM_TILE = 128
 """Output tile side of a bf16 GEMM CTA on Hopper-class GPUs (cuBLAS / CUTLASS 128 × 128 tiles)."""
@@ -62,3 +63,12 @@ def sm_fill(layer: BaseLayer, sms: int | None) -> float:
         return 1.0
     waves = -(-tiles // sms)
     return tiles / (waves * sms)
+
+
+def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
+    """A dense matmul outside the decode step timed from the GPU's GEMM table (``roofline.gemm_table``), which
+    holds tile choice, waves and fill as measured; None without a table, where it lacks the shape, or for
+    decode-step GEMVs (weight streaming, which the bandwidth term times)."""
+    if table is None or not isinstance(layer, Linear) or layer.stage == "decode":
+        return None
+    return table.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)

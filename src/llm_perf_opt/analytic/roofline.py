@@ -43,8 +43,8 @@ import math
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
-from llm_perf_opt.analytic.occupancy import sm_fill
-from llm_perf_opt.analytic.primitives import AttentionCore, Linear
+from llm_perf_opt.analytic.occupancy import measured_gemm_s, sm_fill
+from llm_perf_opt.analytic.primitives import AttentionCore
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
 from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
@@ -189,7 +189,7 @@ class Roofline:
             eff = self.params.prefill_attention_efficiency  # causal flash over the prompt: its own rate
         else:
             eff = self.params.efficiency(layer.category)
-        measured = self._measured_gemm_s(layer)
+        measured = measured_gemm_s(layer, self.gemms)
         if measured is not None:  # the GPU's own time for this matmul: no efficiency, no fill
             compute = measured
         else:
@@ -200,13 +200,6 @@ class Roofline:
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s
         return compute, memory, cost.kernels * self.launch_s
-
-    def _measured_gemm_s(self, layer: BaseLayer) -> float | None:
-        """A dense matmul outside the decode step, from the GPU's GEMM table (``gemm_table``); None where the
-        table lacks the shape, or for decode-step GEMVs (weight streaming, which the bandwidth term times)."""
-        if self.gemms is None or not isinstance(layer, Linear) or layer.stage == "decode":
-            return None
-        return self.gemms.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)
 
     def _in_graph(self, layer: BaseLayer) -> bool:
         """Work replayed from captured graphs: decode steps under ``execution = graph``, vision, projector and

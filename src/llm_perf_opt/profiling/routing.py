@@ -77,3 +77,13 @@ def census_aggregates(counts: list[list[int]]) -> dict[str, Stats]:
         if stats is not None:
             out[key] = stats
     return out
+
+
+def session_census(session: Any, batch: Any) -> dict[str, Stats]:
+    """The census of ``batch`` through ``session``: one untimed eager call generating one token (the prefill),
+    for our model and the official code alike."""
+
+    def prefill() -> Any:
+        return session.generate(batch, max_new_tokens=1, min_new_tokens=1, decode_mode="eager")
+
+    return census_aggregates(census_counts(session.model, prefill))

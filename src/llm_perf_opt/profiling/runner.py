@@ -239,20 +239,13 @@ class LLMProfileRunner:
         )
 
     def _routing_census(self, state: ProfileState) -> None:
-        """MoE routing of the first batch's prefill, after the timed runs (profiling/routing.py): one untimed
-        eager call generating one token, for our model and the official code alike."""
-        session = state.session
-        if session is None or not state.batches:
+        """MoE routing of the first batch's prefill, after the timed runs (profiling/routing.py)."""
+        if state.session is None or not state.batches:
             return
-        batch = state.batches[0]
-
-        def prefill() -> Any:
-            return session.generate(batch, max_new_tokens=1, min_new_tokens=1, decode_mode="eager")
-
         try:
-            from llm_perf_opt.profiling.routing import census_aggregates, census_counts
+            from llm_perf_opt.profiling.routing import session_census
 
-            state.routing = census_aggregates(census_counts(session.model, prefill))
+            state.routing = session_census(state.session, state.batches[0])
         except Exception as exc:  # optional figure, like MFU: the run stays valid without it
             state.warnings.append(f"MoE routing census skipped: {type(exc).__name__}: {exc}")
 
