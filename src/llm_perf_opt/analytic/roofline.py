@@ -244,8 +244,12 @@ class Roofline:
     def _main_floor(self, layer: BaseLayer) -> float:
         """Least time of the leaf's main kernel: a fused attention kernel of vision or prefill has its own
         (``attention_floor_us``), every other kernel ``kernel_floor_us``."""
+        p = self.params
         if isinstance(layer, AttentionCore) and layer.q_len > 1 and layer.stage != "decode":
-            return max(self.params.attention_floor_us * 1e-6, self.floor_s)
+            if layer.stage == "vision" and not (layer.causal or layer.bias):  # CLIP's flash: walks the keys
+                return max((p.vision_attention_floor_us + layer.kv_len * p.attention_floor_per_key_ns * 1e-3) * 1e-6,
+                           self.floor_s)  # fmt: skip
+            return max(p.attention_floor_us * 1e-6, self.floor_s)
         return self.floor_s
 
     def _sm_share(self, layer: BaseLayer) -> float:

@@ -73,6 +73,9 @@ TAU = {
     # next to the experts' tokens, so a wide prior would let one prefill time move it for moe_experts.
     "prefill_attention_efficiency": 0.3,
     "attention_floor_us": 0.3,
+    # Measured from CLIP's flash kernel at two key counts; a batch-1 CLIP time should only nudge them.
+    "vision_attention_floor_us": 0.3,
+    "attention_floor_per_key_ns": 0.3,
 }
 """Prior widths (standard deviation of log θ); other float fields get 1.0."""
 MEASURED_NOT_FITTED = ("expert_load_ratio",)
@@ -80,6 +83,8 @@ MEASURED_NOT_FITTED = ("expert_load_ratio",)
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")
 DECODER_CATEGORIES = ("decoder_attention", "dense_mlp", "moe_router", "moe_experts", "lm_head")
 SAM_KERNELS = ("biased_attention_efficiency", "broadcast_bandwidth_efficiency")
+VISION_KERNELS = ("vision_attention_floor_us", "attention_floor_per_key_ns")
+"""CLIP's flash attention floor (fixed and per key): fitted with the vision stages."""
 STAGE_HOST = ("stage_host_overhead_us", "stage_overhead_us")
 """Host costs of the eager stages: CLIP is host-bound at batch 1 (per-kernel issue), the projector range
 is mostly its fixed cost."""
@@ -91,12 +96,15 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
     (
         "decode",
         ("decode",),
-        lambda n: not n.startswith(COMPUTE) and n not in SAM_KERNELS + STAGE_HOST + RANGE_COSTS + PREFILL_KERNELS,
+        lambda n: not n.startswith(COMPUTE)
+        and n not in SAM_KERNELS + VISION_KERNELS + STAGE_HOST + RANGE_COSTS + PREFILL_KERNELS,
     ),
     (
         "SAM + CLIP",
         ("sam", "clip"),
-        lambda n: n[len(COMPUTE) :] in VISION_CATEGORIES or n in SAM_KERNELS or n == "stage_host_overhead_us",
+        lambda n: n[len(COMPUTE) :] in VISION_CATEGORIES
+        or n in SAM_KERNELS + VISION_KERNELS
+        or n == "stage_host_overhead_us",
     ),
     ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", *RANGE_COSTS)),
     (

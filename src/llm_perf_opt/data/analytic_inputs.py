@@ -214,6 +214,13 @@ class RooflineParams:
     forward; µs). 12: on the H200 the prefill's causal flash took 12.3 µs per call at 83 prompt tokens and
     12.7 at 283 (batch 1, 10 heads of 128), CLIP's 11.8 µs at 257 tokens (16 heads of 64) and 10 µs at
     101, well above the 0.2–1 µs their FLOPs need (docs/validation/h200/prefill-ops, operator tables)."""
+    vision_attention_floor_us: float = field(default=4.7, converter=float, validator=_check_non_negative)
+    """Fixed part of the least GPU time of one flash attention kernel of vision (CLIP: no bias, not causal;
+    µs); the kernel's CTAs walk the keys, so its floor grows with them by ``attention_floor_per_key_ns``.
+    On the H200 CLIP's flash forward took 6.5 µs per call at 65 keys (tiny) and 11.8 at 257 (base), batch 1,
+    16 heads of 64 (docs/validation/h200/prefill-ops, operator tables): 4.7 µs + 27.6 ns per key."""
+    attention_floor_per_key_ns: float = field(default=27.6, converter=float, validator=_check_non_negative)
+    """Growth of a vision flash attention kernel's floor per key it reads (ns; see ``vision_attention_floor_us``)."""
     prefill_attention_efficiency: float = field(default=0.14, converter=float, validator=_check_fraction)
     """Fraction of the compute peak reached by the prefill's causal attention (SDPA's flash forward, head
     dim 128, over the visible scores). 0.14 on the H200: 1.51 ms for 205 GFLOP at 8 Gundam A4 pages

@@ -14,7 +14,8 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
   ``roofline.graph_launch_us``, the eager stages' ``roofline.stage_host_overhead_us``, ``roofline.stage_overhead_us``,
   ``roofline.biased_attention_efficiency``, ``roofline.broadcast_bandwidth_efficiency``,
   ``roofline.elementwise_bandwidth_efficiency``, the replayed stages' ``roofline.graph_stage_overhead_us``,
-  ``roofline.attention_floor_us``, ``roofline.prefill_attention_efficiency``, ``roofline.compute_efficiency``
+  ``roofline.attention_floor_us``, ``roofline.vision_attention_floor_us``,
+  ``roofline.attention_floor_per_key_ns``, ``roofline.prefill_attention_efficiency``, ``roofline.compute_efficiency``
   (every category at once) and ``roofline.compute_efficiency.<category>``; ``execution`` and
   ``prefill_execution`` (graph | eager).
 
@@ -198,6 +199,10 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.attention_floor_us", group=ROOFLINE, expects="a number >= 0",
                 parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.vision_attention_floor_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.attention_floor_per_key_ns", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.prefill_attention_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
                 parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="prefill_execution", group=ROOFLINE,
@@ -304,7 +309,8 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
                  "gemm_table", "expert_load_ratio", "kernel_floor_us", "graph_launch_us",
                  "stage_host_overhead_us", "stage_overhead_us", "expert_host_overhead_us",
-                 "graph_stage_overhead_us", "attention_floor_us", "prefill_attention_efficiency",
+                 "graph_stage_overhead_us", "attention_floor_us", "vision_attention_floor_us",
+                 "attention_floor_per_key_ns", "prefill_attention_efficiency",
                  "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
                  "elementwise_bandwidth_efficiency"):
         if f"roofline.{name}" in parsed:
