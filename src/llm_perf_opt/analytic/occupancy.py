@@ -32,6 +32,10 @@ GEMM_TILE = 128
 """Output tile side of a bf16 GEMM CTA on Hopper-class GPUs (cuBLAS / CUTLASS 128 × 128 tiles)."""
 ATTENTION_Q_TILE = 128
 """Queries per CTA of a flash-attention forward kernel (FlashAttention 2/3 on Hopper)."""
+BIASED_ATTENTION_TILE = 64
+"""Queries per CTA and keys per block of PyTorch's memory-efficient attention forward (taken with a bias)."""
+BIASED_ATTENTION_CTAS_PER_SM = 2
+"""CTAs of that kernel resident per SM at a time."""
 
 
 def _tiles(n: int, tile: int) -> int:
@@ -72,3 +76,12 @@ def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
     if table is None or not isinstance(layer, Linear) or layer.stage == "decode":
         return None
     return table.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)
+
+
+def biased_attention_waves_s(layer: AttentionCore, sms: int | None, cta_us: float, block_us: float) -> float:
+    """Time of a memory-efficient attention call (the kernel SDPA takes with a bias) from its CTAs: B·h·⌈q/64⌉
+    CTAs, BIASED_ATTENTION_CTAS_PER_SM per SM at a time, each cta_us plus block_us per 64-key block."""
+    tile = BIASED_ATTENTION_TILE
+    ctas = layer.batch * layer.heads * _tiles(layer.q_len, tile)
+    waves = _tiles(ctas, (sms or 132) * BIASED_ATTENTION_CTAS_PER_SM)
+    return waves * (cta_us + _tiles(layer.kv_len, tile) * block_us) * 1e-6

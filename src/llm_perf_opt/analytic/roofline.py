@@ -43,7 +43,7 @@ import math
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
-from llm_perf_opt.analytic.occupancy import measured_gemm_s, sm_fill
+from llm_perf_opt.analytic.occupancy import biased_attention_waves_s, measured_gemm_s, sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
@@ -196,6 +196,11 @@ class Roofline:
             official = self.params.implementation == "hf-official"  # see analytic/occupancy.py
             fill = 1.0 if official else sm_fill(layer, self.hardware.sms)
             compute = cost.executed_flops / (self.flops_per_s * eff * fill)
+            if isinstance(layer, AttentionCore) and layer.bias:  # short sequences: CTA waves, not the rate
+                p = self.params
+                waves = biased_attention_waves_s(layer, self.hardware.sms, p.biased_attention_cta_us,
+                                                 p.biased_attention_block_us)  # fmt: skip
+                compute = max(compute, waves)
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s

@@ -65,6 +65,8 @@ TAU = {
     "launch_overhead_us": 1.0,
     # Measured per kernel family on the H200 (RooflineParams docs): a calibration run should only nudge them.
     "biased_attention_efficiency": 0.3,
+    "biased_attention_cta_us": 0.3,
+    "biased_attention_block_us": 0.3,
     "broadcast_bandwidth_efficiency": 0.3,
     # Measured from a GPU-bound prefill; trades off against the MoE GEMMs' efficiency in prefill stage
     # times, so a wide prior would let a fit move one for the other.
@@ -82,7 +84,10 @@ MEASURED_NOT_FITTED = ("expert_load_ratio",)
 """Float fields a run measures about itself (its routing census) rather than a fit infers: kept as started."""
 VISION_CATEGORIES = ("vision_conv", "vision_attention", "vision_mlp")
 DECODER_CATEGORIES = ("decoder_attention", "dense_mlp", "moe_router", "moe_experts", "lm_head")
-SAM_KERNELS = ("biased_attention_efficiency", "broadcast_bandwidth_efficiency")
+SAM_KERNELS = (
+    "biased_attention_efficiency", "biased_attention_cta_us", "biased_attention_block_us",
+    "broadcast_bandwidth_efficiency",
+)  # fmt: skip
 VISION_KERNELS = ("vision_attention_floor_us", "attention_floor_per_key_ns")
 """CLIP's flash attention floor (fixed and per key): fitted with the vision stages."""
 STAGE_HOST = ("stage_host_overhead_us", "stage_overhead_us")
@@ -91,13 +96,15 @@ is mostly its fixed cost."""
 RANGE_COSTS = ("stage_overhead_us", "graph_stage_overhead_us")
 """Fixed costs of a synchronised stage range, eager and replayed: the projector range is mostly that."""
 PREFILL_KERNELS = ("expert_host_overhead_us", "attention_floor_us", "prefill_attention_efficiency")
+VISION_GAPS = ("range_gap_us",)
+"""Host time between the ranges nested in vision: only the vision stage shows it."""
 """Prefill-only kernel costs: the official MoE loop's host issue, the causal attention's floor and rate."""
 STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
     (
         "decode",
         ("decode",),
         lambda n: not n.startswith(COMPUTE)
-        and n not in SAM_KERNELS + VISION_KERNELS + STAGE_HOST + RANGE_COSTS + PREFILL_KERNELS,
+        and n not in SAM_KERNELS + VISION_KERNELS + STAGE_HOST + RANGE_COSTS + PREFILL_KERNELS + VISION_GAPS,
     ),
     (
         "SAM + CLIP",
@@ -107,6 +114,7 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
         or n == "stage_host_overhead_us",
     ),
     ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", *RANGE_COSTS)),
+    ("vision ranges", ("vision",), lambda n: n in VISION_GAPS),
     (
         "prefill (decoder)",
         ("prefill_decoder",),
@@ -115,6 +123,8 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
 )
 """(step name, stages it sees, parameters it fits); parameters no step claims are fitted last to all stages."""
 SCHEMES = ("staged", "joint")
+STEP_ONLY_STAGES = ("vision",)
+"""Measured stages only a staged step reads: vision overlaps SAM and CLIP, so the all-stage fit leaves it out."""
 
 
 def default_priors(
@@ -238,6 +248,8 @@ def fit_params(
         raise UserError("measured workloads must have distinct keys")
     predictors = {m.key: StagePredictor(spec, m.workload, hardware, precision) for m in measured}
     obs = observations(measured, stages)
+    # Stages a staged step reads beyond the disjoint ones (vision: SAM + CLIP + the nested ranges' host gaps).
+    extra = [o for o in observations(measured, STEP_ONLY_STAGES) if o.stage not in stages]
     if not obs:
         raise UserError(f"nothing to calibrate against: no positive time for any of {', '.join(stages)}")
     cats = set().union(*(p.matmul_categories() for p in predictors.values()))
@@ -250,13 +262,13 @@ def fit_params(
         priors = [p for p in priors if p.name != "launch_overhead_us"]
     steps: list[tuple[str, list[Observation], list[Prior]]] = []
     if scheme == "joint":
-        steps.append(("joint", obs, priors))
+        steps.append(("joint", obs + extra, priors))
     else:
         claimed: set[str] = set()
         for name, step_stages, wants in STAGED_STEPS:
             mine = [p for p in priors if wants(p.name) and p.name not in claimed]
             claimed.update(p.name for p in mine)
-            steps.append((name, [o for o in obs if o.stage in step_stages], mine))
+            steps.append((name, [o for o in obs + extra if o.stage in step_stages], mine))
         rest = [p for p in priors if p.name not in claimed]
         steps.append(("all stages", obs, rest))
     params, fitted, iterations, converged = start, [], 0, True

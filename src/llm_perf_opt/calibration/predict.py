@@ -103,6 +103,9 @@ class StagePredictor:
         sam = span(self.sam) if one_range else ranges(self.sam)
         clip = span(self.clip) if one_range else ranges(self.clip)
         projector = span(self.projector_pass) if one_range else ranges(self.projector_pass)
+        # Host time at the ends of the nested ranges stays in the vision range (range_gap_us each).
+        nested = 3 if one_range else sum(n for parts in (self.sam, self.clip, self.projector_pass) for _, n in parts)
+        gaps = nested * params.range_gap_us / 1e3
 
         def body(parts: list[tuple[BaseLayer, int]]) -> float:  # Σ max(compute, memory): no launch term
             return sum(n * (roof.time(x).total_s - roof.time(x).launch_s) for x, n in parts) * MS
@@ -111,11 +114,12 @@ class StagePredictor:
         times = {
             "sam": sam,
             "clip": clip,
-            # Assembly (newline / separator rows): inside vision's range when eager, in the decoder graph when graphed.
-            "vision": ms["vision"] + (0.0 if graphed else assembly),
+            # Measured vision = its range minus the projector's: SAM, CLIP, the nested ranges' host gaps and,
+            # when eager, the assembly (newline / separator rows; in the decoder graph when graphed).
+            "vision": sam + clip + gaps + (0.0 if graphed else assembly),
             "projector": projector,
             "prefill_decoder": ms["prefill"] + (assembly if graphed else 0.0),
-            "prefill": ms["vision"] + ms["projector"] + ms["prefill"],
+            "prefill": sam + clip + gaps + projector + assembly + ms["prefill"],
             "decode": ms["decode"],
             "total": sum(ms.values()),
             "sam_gpu": body(self.sam),

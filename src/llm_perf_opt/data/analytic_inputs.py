@@ -209,6 +209,12 @@ class RooflineParams:
     measured 27–76 µs per run at batch 1; minus the modelled kernels and ``graph_launch_us`` that leaves
     −4 to 27 µs, median 7.5 (before the clock moved inside, host work in the range made it 54–290 µs).
     Calibration fits it from the projector stage."""
+    range_gap_us: float = field(default=110.0, converter=float, validator=_check_non_negative)
+    """Host time at the ends of each synchronised range nested in the vision range (sam, clip, projector):
+    the synchronisation's return, the Python around the next range and its first event, while the GPU
+    idles (µs per nested range). The measured vision stage (its range minus the projector's) holds it
+    beside SAM and CLIP. 110: the H200 calibration run of docs/validation/h200 (base, batch 1) measured
+    vision 0.33 ms above SAM + CLIP over its 3 nested ranges; calibration fits it from the vision stage."""
     attention_floor_us: float = field(default=12.0, converter=float, validator=_check_non_negative)
     """Least GPU time of one fused attention kernel of vision or prefill (SDPA's flash / memory-efficient
     forward; µs). 12: on the H200 the prefill's causal flash took 12.3 µs per call at 83 prompt tokens and
@@ -231,6 +237,16 @@ class RooflineParams:
     positions: PyTorch's memory-efficient SDPA kernel, as flash takes no bias). 0.068 on the H200:
     aten::_efficient_attention_forward took 10.16 ms for 36 calls (3 base pages × 12 SAM blocks,
     3 × 229.8 GFLOP) in docs/examples/h200-ours-graph-vs-eager (metrics.json, operators_per_stage.sam)."""
+    biased_attention_cta_us: float = field(default=4.35, converter=float, validator=_check_non_negative)
+    """Fixed time of one CTA of the memory-efficient attention kernel (SAM's biased attention; µs). The kernel
+    runs B·h·⌈q/64⌉ CTAs, two per SM at a time, each walking ⌈kv/64⌉ key blocks; a call then takes
+    waves × (this + blocks × ``biased_attention_block_us``) when that exceeds its FLOPs at
+    ``biased_attention_efficiency``. 4.35 and 3.44 solve the H200 operator tables of one tiny and one base
+    page (docs/validation/h200/prefill-ops: 12 calls, 0.527 and 3.418 ms: 20·t0 + 128·tb and 52·t0 + 928·tb);
+    small pages' short sequences are why a rate alone put tiny SAM 13% low."""
+    biased_attention_block_us: float = field(default=3.44, converter=float, validator=_check_non_negative)
+    """Time of one 64-key block in one CTA of the memory-efficient attention kernel (µs; see
+    ``biased_attention_cta_us``)."""
     broadcast_bandwidth_efficiency: float = field(default=0.136, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by a broadcasting add that writes a large tensor (SAM's
     bias = rel_h[..., None] + rel_w[..., None, :]). 0.136 on the H200: aten::add took 8.61 ms for 3 base

@@ -12,9 +12,10 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
   ``roofline.use_achievable_peaks``, ``roofline.gemm_table``, ``roofline.expert_load_ratio``,
   ``roofline.kernel_floor_us``,
   ``roofline.graph_launch_us``, the eager stages' ``roofline.stage_host_overhead_us``, ``roofline.stage_overhead_us``,
-  ``roofline.biased_attention_efficiency``, ``roofline.broadcast_bandwidth_efficiency``,
+  ``roofline.biased_attention_efficiency``, ``roofline.biased_attention_cta_us``,
+  ``roofline.biased_attention_block_us``, ``roofline.broadcast_bandwidth_efficiency``,
   ``roofline.elementwise_bandwidth_efficiency``, the replayed stages' ``roofline.graph_stage_overhead_us``,
-  ``roofline.attention_floor_us``, ``roofline.vision_attention_floor_us``,
+  ``roofline.range_gap_us``, ``roofline.attention_floor_us``, ``roofline.vision_attention_floor_us``,
   ``roofline.attention_floor_per_key_ns``, ``roofline.prefill_attention_efficiency``, ``roofline.compute_efficiency``
   (every category at once) and ``roofline.compute_efficiency.<category>``; ``execution`` and
   ``prefill_execution`` (graph | eager).
@@ -199,6 +200,8 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.attention_floor_us", group=ROOFLINE, expects="a number >= 0",
                 parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.range_gap_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.vision_attention_floor_us", group=ROOFLINE, expects="a number >= 0",
                 parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.attention_floor_per_key_ns", group=ROOFLINE, expects="a number >= 0",
@@ -210,6 +213,10 @@ def _keys() -> dict[str, KeyInfo]:
                 parse=_choice_parser(EXECUTIONS)),
         KeyInfo(name="roofline.biased_attention_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
                 parse=_float_parser(0.0, 1.0)),
+        KeyInfo(name="roofline.biased_attention_cta_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
+        KeyInfo(name="roofline.biased_attention_block_us", group=ROOFLINE, expects="a number >= 0",
+                parse=_float_parser(0.0, low_inclusive=True)),
         KeyInfo(name="roofline.broadcast_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
                 parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="roofline.elementwise_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
@@ -309,9 +316,10 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
                  "gemm_table", "expert_load_ratio", "kernel_floor_us", "graph_launch_us",
                  "stage_host_overhead_us", "stage_overhead_us", "expert_host_overhead_us",
-                 "graph_stage_overhead_us", "attention_floor_us", "vision_attention_floor_us",
+                 "graph_stage_overhead_us", "range_gap_us", "attention_floor_us", "vision_attention_floor_us",
                  "attention_floor_per_key_ns", "prefill_attention_efficiency",
-                 "biased_attention_efficiency", "broadcast_bandwidth_efficiency",
+                 "biased_attention_efficiency", "biased_attention_cta_us", "biased_attention_block_us",
+                 "broadcast_bandwidth_efficiency",
                  "elementwise_bandwidth_efficiency"):
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]

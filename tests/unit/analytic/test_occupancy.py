@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_perf_opt.analytic.moe import ExpertMLP
-from llm_perf_opt.analytic.occupancy import sm_fill
+from llm_perf_opt.analytic.occupancy import biased_attention_waves_s, sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Elementwise, Linear
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.hardware.table import load_hardware
@@ -74,3 +74,23 @@ def test_prefill_attention_has_its_own_rate_and_vision_and_prefill_attention_a_f
         assert roof.time(clip).total_s == pytest.approx(floor_us * 1e-6)
     step = AttentionCore(batch=1, heads=10, q_len=1, kv_len=300, head_dim=128, kv_heads=10, stage="decode")
     assert roof.time(step).total_s < 12e-6  # a decode step's attention is not a prefill kernel
+
+
+def test_biased_attention_runs_in_waves_of_ctas_by_hand() -> None:
+    # SAM at a tiny page: a windowed block (9 windows of 196 tokens, 12 heads) has 9·12·⌈196/64⌉ = 432 CTAs,
+    # 2 per SM on 132 SMs = 264 at a time → 2 waves, each 4 key blocks: 2 × (4.35 + 4 × 3.44) µs.
+    window = AttentionCore(
+        batch=9, heads=12, q_len=196, kv_len=196, head_dim=64, kv_heads=12, bias=True, stage="vision"
+    )
+    assert biased_attention_waves_s(window, 132, 4.35, 3.44) == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
+    # Its global block (1024 tokens): 12·16 = 192 CTAs, one wave of 16 key blocks.
+    glob = AttentionCore(
+        batch=1, heads=12, q_len=1024, kv_len=1024, head_dim=64, kv_heads=12, bias=True, stage="vision"
+    )
+    assert biased_attention_waves_s(glob, 132, 4.35, 3.44) == pytest.approx((4.35 + 16 * 3.44) * 1e-6)
+    # The roofline takes the larger of the waves and the FLOPs at the kernel's rate (6.8% of the peak, over
+    # 216 / 264 and 96 / 132 of the SMs in 128-query tiles): the waves for the windows, the rate globally.
+    roof = Roofline(H200, RooflineParams(biased_attention_efficiency=0.068), "bf16")
+    assert roof.time(window).compute_s == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
+    rate = 4 * 12 * 1024 * 1024 * 64 / (989.4e12 * 0.068 * 96 / 132)
+    assert rate > (4.35 + 16 * 3.44) * 1e-6 and roof.time(glob).compute_s == pytest.approx(rate)

@@ -22,7 +22,8 @@ H100 = load_hardware("h100-sxm")
 def test_predicted_stages_are_the_analyze_stage_times(mode: str) -> None:
     spec = load_model_spec("deepseek-ocr")
     w = load_workload(mode).replace(max_new_tokens=64, batch_size=2)
-    params = RooflineParams(launch_overhead_us=9.0, bandwidth_efficiency=0.7, prefill_execution="eager")
+    # range_gap_us = 0: the measured ranges then add up exactly as the analytic stages (gaps: the next test).
+    params = RooflineParams(launch_overhead_us=9.0, bandwidth_efficiency=0.7, prefill_execution="eager", range_gap_us=0)
     times = StagePredictor(spec, w, H100).times_ms(params)
     totals = {k: v.predicted_ms for k, v in stage_totals(spec, w, hardware=H100, params=params).items()}
     # The measured vision range also holds the newline/separator assembly (analytic: projector
@@ -41,7 +42,8 @@ def test_predicted_stages_are_the_analyze_stage_times(mode: str) -> None:
     )
     assert times["sam"] > 0 and times["clip"] > 0
     assert times["prefill_decoder"] == pytest.approx(totals["prefill"], rel=1e-12)
-    assert times["prefill"] == pytest.approx(totals["vision"] + totals["projector"] + totals["prefill"], rel=1e-12)
+    # As measured: the prefill range = the vision range (vision + projector) + the decoder part.
+    assert times["prefill"] == pytest.approx(times["vision"] + times["projector"] + times["prefill_decoder"], rel=1e-12)
     assert times["decode"] == pytest.approx(totals["decode"], rel=1e-12)
 
 
@@ -51,13 +53,14 @@ def test_graphed_prefill_moves_the_assembly_into_the_decoder_range(mode: str) ->
     SAM and CLIP are one graph each, so vision is exactly their two spans."""
     spec = load_model_spec("deepseek-ocr")
     w = load_workload(mode).replace(max_new_tokens=64, batch_size=2)
-    params = RooflineParams(bandwidth_efficiency=0.7)
+    params = RooflineParams(bandwidth_efficiency=0.7, range_gap_us=0)
     times = StagePredictor(spec, w, H100).times_ms(params)
     totals = {k: v.predicted_ms for k, v in stage_totals(spec, w, hardware=H100, params=params).items()}
     assert times["sam"] + times["clip"] == pytest.approx(totals["vision"], rel=1e-12)
     assert times["vision"] == pytest.approx(totals["vision"], rel=1e-12)
     assert times["prefill_decoder"] > totals["prefill"]
-    assert times["prefill"] == pytest.approx(totals["vision"] + totals["projector"] + totals["prefill"], rel=1e-12)
+    # As measured: the prefill range = the vision range (vision + projector) + the decoder part.
+    assert times["prefill"] == pytest.approx(times["vision"] + times["projector"] + times["prefill_decoder"], rel=1e-12)
     eager = StagePredictor(spec, w, H100).times_ms(attrs.evolve(params, prefill_execution="eager"))
     assert eager["clip"] > times["clip"]  # host issue of the eager kernels vs replayed graph
     assert times["total"] == pytest.approx(sum(totals.values()), rel=1e-12)
@@ -90,3 +93,15 @@ def test_profiler_mfu_equals_analytic_flops_over_measured_time_and_peak(tiny_run
         if stage != "total":
             assert metrics["mfu_per_stage"][stage] == pytest.approx(min(expected, 1.5), rel=1e-9), stage
     assert metrics["mfu_model_level"] == pytest.approx(metrics["analytic"]["total_mfu_raw"], rel=1e-9)
+
+
+def test_nested_ranges_leave_their_host_gaps_in_vision_and_prefill() -> None:
+    """The profiler synchronises at the ends of sam, clip and projector inside the vision range: each leaves
+    range_gap_us of host time in the measured vision (and so in prefill), none in SAM, CLIP or the decoder part."""
+    spec = load_model_spec("deepseek-ocr")
+    w = load_workload("base")
+    none, gap = RooflineParams(range_gap_us=0), RooflineParams(range_gap_us=100)
+    a, b = StagePredictor(spec, w, H100).times_ms(none), StagePredictor(spec, w, H100).times_ms(gap)
+    assert b["vision"] - a["vision"] == pytest.approx(0.3) and b["prefill"] - a["prefill"] == pytest.approx(0.3)
+    for stage in ("sam", "clip", "projector", "prefill_decoder", "decode"):
+        assert b[stage] == a[stage]
