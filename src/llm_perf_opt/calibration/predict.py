@@ -121,7 +121,7 @@ class StagePredictor:
             "prefill_decoder": ms["prefill"] + (assembly if graphed else 0.0),
             "prefill": sam + clip + gaps + projector + assembly + ms["prefill"],
             "decode": ms["decode"],
-            "total": sum(ms.values()),
+            "total": sam + clip + gaps + projector + assembly + ms["prefill"] + ms["decode"],  # the call: ranges too
             "sam_gpu": body(self.sam),
             "clip_gpu": body(self.clip),
             "projector_gpu": body(self.projector_pass),
