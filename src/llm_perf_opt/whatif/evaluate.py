@@ -162,9 +162,9 @@ def _params_key(params: RooflineParams) -> tuple[Any, ...]:
     )
 
 
-_Shape = tuple[ModelSpec, Workload, Precision, str, str]
+_Shape = tuple[ModelSpec, Workload, Precision, str, str, float]
 """What a layer tree depends on: the model, the workload (labels and page count normalised away), the dtypes,
-the decode execution (graph steps read a KV bucket) and the implementation."""
+the decode execution (graph steps read a KV bucket), the implementation and the MoE routing skew."""
 
 
 class _ShapeData:
@@ -204,7 +204,10 @@ class Evaluator:
     def shape_key(self, inputs: AnalyticInputs) -> _Shape:
         """Scenarios with equal keys share one layer tree (they differ in hardware or roofline only)."""
         r = inputs.roofline
-        return inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision, r.execution, r.implementation
+        return (
+            inputs.model_spec, self._variant(inputs.workload_spec), inputs.precision, r.execution, r.implementation,
+            r.expert_load_ratio,
+        )  # fmt: skip
 
     def data(self, key: _Shape) -> _ShapeData:
         hit = self._shapes.get(key)
@@ -212,8 +215,9 @@ class Evaluator:
             if len(self._shapes) >= MAX_CACHED_SHAPES:  # bound memory on huge grids (scenarios come grouped)
                 self._shapes.clear()
                 self._rooflines.clear()
-            spec, work, prec, execution, implementation = key
-            root = build_root(build_implementation_stages(spec, work, prec, execution, implementation), prec)
+            spec, work, prec, execution, implementation, load_ratio = key
+            stages = build_implementation_stages(spec, work, prec, execution, implementation, load_ratio)
+            root = build_root(stages, prec)
             slots_key = (work.mode, work.page_size, work.max_crops)
             slots = self._slots.get(slots_key)
             if slots is None:
@@ -230,9 +234,9 @@ class Evaluator:
         return roof
 
     def total_memory(self, key: _Shape, batch: int) -> float:
-        spec, work, prec, execution, implementation = key
+        spec, work, prec, execution, implementation, load_ratio = key
         if work.batch_size != batch:
-            key = (spec, self._variant(work, batch), prec, execution, implementation)
+            key = (spec, self._variant(work, batch), prec, execution, implementation, load_ratio)
         weights, kv, act = self.data(key).memory
         return weights + kv + act
 
@@ -247,7 +251,7 @@ class Evaluator:
         layer tree per workload. Anything else (not collinear, or a tie within rounding at the
         boundary) falls back to bisection on exact evaluations: O(log B), never a loop over B.
         """
-        memo = (key[0], self._variant(key[1], 1), key[2], key[3], key[4]), memory_gb
+        memo = (key[0], self._variant(key[1], 1), key[2], key[3], key[4], key[5]), memory_gb
         hit = self._max_batch.get(memo)
         if hit is None:
             hit = self._max_batch[memo] = self._solve_max_batch(key, memory_gb)
