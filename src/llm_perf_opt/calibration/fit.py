@@ -96,9 +96,9 @@ is mostly its fixed cost."""
 RANGE_COSTS = ("stage_overhead_us", "graph_stage_overhead_us")
 """Fixed costs of a synchronised stage range, eager and replayed: the projector range is mostly that."""
 PREFILL_KERNELS = ("expert_host_overhead_us", "attention_floor_us", "prefill_attention_efficiency")
+"""Prefill-only kernel costs: the official MoE loop's host issue, the causal attention's floor and rate."""
 VISION_GAPS = ("range_gap_us",)
 """Host time between the ranges nested in vision: only the vision stage shows it."""
-"""Prefill-only kernel costs: the official MoE loop's host issue, the causal attention's floor and rate."""
 STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
     (
         "decode",
