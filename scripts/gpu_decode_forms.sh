@@ -12,18 +12,10 @@
 #
 #   RESULTS=$OUT VALIDATE_S=270 bash scripts/gpu_decode_forms.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-RESULTS="${RESULTS:-tmp/gpu-forms}"
-RUNS="${RUNS_DIR:-/tmp/gpu-forms-runs}"  # run directories: many files, so they come back as one tarball
-mkdir -p "$RESULTS" "$RUNS"
-step() { echo "== $(date +%T) $*"; }
-
-step "versions"
-"$PY" -c "import torch, transformers, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-'transformers', transformers.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
-  | tee "$RESULTS/env.txt"
+# shellcheck source=scripts/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
+gpu_setup tmp/gpu-forms /tmp/gpu-forms-runs
+versions
 
 step "step attention forms"
 timeout 90 "$PY" benchmarks/bench_step_attention.py --forms split flash sdpa | tee "$RESULTS/step_attention.jsonl"

@@ -11,17 +11,10 @@
 #
 #   RESULTS=$OUT bash scripts/gpu_decode_timeline_checks.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-RESULTS="${RESULTS:-tmp/gpu-checks}"
-RUNS="${RUNS_DIR:-/tmp/gpu-check-runs}"
-mkdir -p "$RESULTS" "$RUNS"
-step() { echo "== $(date +%T) $*"; }
-
-step "versions"
-"$PY" -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-'transformers', transformers.__version__, torch.cuda.get_device_name())" | tee "$RESULTS/env.txt"
+# shellcheck source=scripts/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
+gpu_setup tmp/gpu-checks /tmp/gpu-check-runs
+versions
 
 step "kernel census (graph, eager; batch 1, 8)"
 timeout 150 "$PY" benchmarks/bench_decode_kernels.py --batch 1 8 --steps 16 >"$RESULTS/decode_kernels.jsonl"

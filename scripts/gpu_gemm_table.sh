@@ -8,19 +8,10 @@
 #
 #   RESULTS=$OUT GEMM_S=150 VALIDATE_S=220 bash scripts/gpu_gemm_table.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-RESULTS="${RESULTS:-tmp/gpu-gemm}"
-RUNS="${RUNS_DIR:-/tmp/gpu-gemm-runs}"  # many files: they come back as one tarball
-mkdir -p "$RESULTS" "$RUNS"
-step() { echo "== $(date +%T) $*"; }
-pack() { tar czf "$RESULTS/runs.tgz" --exclude=inputs --exclude='trace*' --exclude='*.png' -C "$RUNS" .; }
-
-step "versions"
-"$PY" -c "import torch, transformers, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-'transformers', transformers.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
-  | tee "$RESULTS/env.txt"
+# shellcheck source=scripts/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
+gpu_setup tmp/gpu-gemm /tmp/gpu-gemm-runs
+versions
 
 step "GEMM table, ${GEMM_S:-150}s"
 timeout $((${GEMM_S:-150} + 60)) "$PY" benchmarks/bench_gemm_table.py --out "$RESULTS/h200-bf16.json" \

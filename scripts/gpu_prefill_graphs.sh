@@ -9,19 +9,10 @@
 #
 #   RESULTS=$OUT VALIDATE_S=300 bash scripts/gpu_prefill_graphs.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-RESULTS="${RESULTS:-tmp/gpu-prefill}"
-RUNS="${RUNS_DIR:-/tmp/gpu-prefill-runs}"  # many files: they come back as one tarball
-mkdir -p "$RESULTS" "$RUNS"
-step() { echo "== $(date +%T) $*"; }
-pack() { tar czf "$RESULTS/runs.tgz" --exclude=inputs --exclude='trace*' --exclude='*.png' -C "$RUNS" .; }
-
-step "versions"
-"$PY" -c "import torch, transformers, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-'transformers', transformers.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
-  | tee "$RESULTS/env.txt"
+# shellcheck source=scripts/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
+gpu_setup tmp/gpu-prefill /tmp/gpu-prefill-runs
+versions
 
 step "profile base batch 1, graph vs eager"
 timeout 150 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode base \
