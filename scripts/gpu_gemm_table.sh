@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU evidence for the measured GEMM table and the stage clocks (issue 9), about 9 minutes on an H200:
+# GPU evidence for the measured GEMM table and the routing census (issue 9), about 5 minutes on an H200:
 #   1. benchmarks/bench_gemm_table.py: µs per F.linear call of every dense matmul shape of the model over a
 #      grid of row counts (src/llm_perf_opt/hardware/gemm_tables/<hw>-bf16.json comes from here);
 #   2. benchmarks/bench_moe_routing.py: expert loads of the prefill MoE with random weights;

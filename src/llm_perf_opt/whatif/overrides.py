@@ -149,6 +149,21 @@ def _parse_hardware(raw: Any) -> HardwareSpec:
 
 
 # -- the key table -----------------------------------------------------------------------------
+ROOFLINE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("bandwidth_efficiency", "efficiency"), ("launch_overhead_us", "us"), ("host_overhead_us", "us"),
+    ("use_achievable_peaks", "bool"), ("gemm_table", "bool"), ("expert_load_ratio", "fraction"),
+    ("kernel_floor_us", "us"), ("graph_launch_us", "us"), ("stage_host_overhead_us", "us"),
+    ("stage_overhead_us", "us"), ("expert_host_overhead_us", "us"), ("graph_stage_overhead_us", "us"),
+    ("range_gap_us", "us"), ("attention_floor_us", "us"), ("vision_attention_floor_us", "us"),
+    ("attention_floor_per_key_ns", "us"), ("prefill_attention_efficiency", "fraction"),
+    ("biased_attention_efficiency", "fraction"), ("biased_attention_cta_us", "us"),
+    ("biased_attention_block_us", "us"), ("broadcast_bandwidth_efficiency", "fraction"),
+    ("elementwise_bandwidth_efficiency", "fraction"),
+)
+"""Single RooflineParams fields a ``roofline.<field>`` key sets, with the kind of value each takes (the
+help text lists them in this order; ``compute_efficiency`` has its own keys)."""
+
+
 def _keys() -> dict[str, KeyInfo]:
     modes = tuple(RESOLUTION_MODES)
     table = [
@@ -173,54 +188,21 @@ def _keys() -> dict[str, KeyInfo]:
         choices = COMPUTE_DTYPES if f.name == "compute_dtype" else STORAGE_DTYPES
         table.append(KeyInfo(name=f.name, group=PRECISION, expects=f"one of {', '.join(choices)}",
                              parse=_choice_parser(choices)))
+    kinds: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "efficiency": (EFFICIENCY_RANGE, _float_parser(0.0, 2.0)),
+        "fraction": ("a number in (0, 1]", _float_parser(0.0, 1.0)),
+        "us": ("a number >= 0", _float_parser(0.0, low_inclusive=True)),
+        "bool": ("true or false", _parse_bool),
+    }
+    for name, kind in ROOFLINE_FIELDS:
+        expects, parse = kinds[kind]
+        table.append(KeyInfo(name=f"roofline.{name}", group=ROOFLINE, expects=expects, parse=parse))
     table += [
-        KeyInfo(name="roofline.bandwidth_efficiency", group=ROOFLINE, expects=EFFICIENCY_RANGE,
-                parse=_float_parser(0.0, 2.0)),
-        KeyInfo(name="roofline.launch_overhead_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.host_overhead_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.use_achievable_peaks", group=ROOFLINE, expects="true or false", parse=_parse_bool),
-        KeyInfo(name="roofline.gemm_table", group=ROOFLINE, expects="true or false", parse=_parse_bool),
-        KeyInfo(name="roofline.expert_load_ratio", group=ROOFLINE, expects="a number in (0, 1] (1 = uniform routing)",
-                parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="execution", group=ROOFLINE, expects="graph or eager (decode steps)",
                 parse=_choice_parser(EXECUTIONS)),
-        KeyInfo(name="roofline.kernel_floor_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.graph_launch_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.stage_host_overhead_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.stage_overhead_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.expert_host_overhead_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.graph_stage_overhead_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.attention_floor_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.range_gap_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.vision_attention_floor_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.attention_floor_per_key_ns", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.prefill_attention_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
-                parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="prefill_execution", group=ROOFLINE,
                 expects="graph or eager (vision, projector, prefill; eager under eager execution)",
                 parse=_choice_parser(EXECUTIONS)),
-        KeyInfo(name="roofline.biased_attention_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
-                parse=_float_parser(0.0, 1.0)),
-        KeyInfo(name="roofline.biased_attention_cta_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.biased_attention_block_us", group=ROOFLINE, expects="a number >= 0",
-                parse=_float_parser(0.0, low_inclusive=True)),
-        KeyInfo(name="roofline.broadcast_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
-                parse=_float_parser(0.0, 1.0)),
-        KeyInfo(name="roofline.elementwise_bandwidth_efficiency", group=ROOFLINE, expects="a number in (0, 1]",
-                parse=_float_parser(0.0, 1.0)),
         KeyInfo(name="roofline.compute_efficiency", group=ROOFLINE, expects=EFFICIENCY_RANGE + " (every category)",
                 parse=_float_parser(0.0, 2.0)),
     ]
@@ -313,14 +295,7 @@ def _roofline(base: RooflineParams, parsed: Mapping[str, Any]) -> RooflineParams
     effs.update({k[len(_CATEGORY_PREFIX):]: v for k, v in parsed.items() if k.startswith(_CATEGORY_PREFIX)})
     if effs != base.compute_efficiency:
         changes["compute_efficiency"] = effs
-    for name in ("bandwidth_efficiency", "launch_overhead_us", "host_overhead_us", "use_achievable_peaks",
-                 "gemm_table", "expert_load_ratio", "kernel_floor_us", "graph_launch_us",
-                 "stage_host_overhead_us", "stage_overhead_us", "expert_host_overhead_us",
-                 "graph_stage_overhead_us", "range_gap_us", "attention_floor_us", "vision_attention_floor_us",
-                 "attention_floor_per_key_ns", "prefill_attention_efficiency",
-                 "biased_attention_efficiency", "biased_attention_cta_us", "biased_attention_block_us",
-                 "broadcast_bandwidth_efficiency",
-                 "elementwise_bandwidth_efficiency"):
+    for name, _ in ROOFLINE_FIELDS:
         if f"roofline.{name}" in parsed:
             changes[name] = parsed[f"roofline.{name}"]
     for name in ("execution", "prefill_execution"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_perf_opt.analytic.roofline import CATEGORY_IDS
+from llm_perf_opt.analytic.roofline import CATEGORY_IDS, RooflineParams
 from llm_perf_opt.data.analytic_report import AnalyticModelReport
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.table import HARDWARE_TABLE
@@ -171,3 +171,15 @@ def test_prefill_execution_is_a_what_if_key(ocr_report: AnalyticModelReport) -> 
     params = apply_overrides(ocr_report, {"prefill_execution": "eager"}).roofline
     assert (params.execution, params.prefill_execution) == ("graph", "eager")
     assert apply_overrides(ocr_report, {"execution": "eager"}).roofline.prefill_execution == "eager"
+
+
+def test_every_scalar_roofline_field_has_a_key() -> None:
+    """A RooflineParams field added without a what-if key would be silently unreachable from what-if."""
+    import attrs
+
+    from llm_perf_opt.whatif.overrides import KEYS, ROOFLINE_FIELDS
+
+    own_keys = {"compute_efficiency", "execution", "prefill_execution", "implementation"}
+    scalar = {f.name for f in attrs.fields(RooflineParams)} - own_keys
+    assert {name for name, _ in ROOFLINE_FIELDS} == scalar
+    assert all(f"roofline.{name}" in KEYS for name in scalar)
