@@ -26,6 +26,7 @@ from __future__ import annotations
 from llm_perf_opt.analytic.base import BaseLayer
 from llm_perf_opt.analytic.moe import ExpertMLP
 from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Linear
+from llm_perf_opt.data.analytic_inputs import RooflineParams
 from llm_perf_opt.hardware.gemm_table import GemmTable
 
 GEMM_TILE = 128
@@ -78,10 +79,21 @@ def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
     return table.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)
 
 
-def biased_attention_waves_s(layer: AttentionCore, sms: int | None, cta_us: float, block_us: float) -> float:
+def biased_attention_waves_s(layer: AttentionCore, sms: int | None, params: RooflineParams) -> float:
     """Time of a memory-efficient attention call (the kernel SDPA takes with a bias) from its CTAs: B·h·⌈q/64⌉
-    CTAs, BIASED_ATTENTION_CTAS_PER_SM per SM at a time, each cta_us plus block_us per 64-key block."""
+    CTAs, BIASED_ATTENTION_CTAS_PER_SM per SM at a time, each ``biased_attention_cta_us`` plus
+    ``biased_attention_block_us`` per 64-key block (132 SMs when the count is unknown)."""
     tile = BIASED_ATTENTION_TILE
     ctas = layer.batch * layer.heads * _tiles(layer.q_len, tile)
     waves = _tiles(ctas, (sms or 132) * BIASED_ATTENTION_CTAS_PER_SM)
-    return waves * (cta_us + _tiles(layer.kv_len, tile) * block_us) * 1e-6
+    per_cta_us = params.biased_attention_cta_us + _tiles(layer.kv_len, tile) * params.biased_attention_block_us
+    return waves * per_cta_us * 1e-6
+
+
+def attention_floor_s(layer: AttentionCore, params: RooflineParams) -> float:
+    """Least time of a fused attention kernel of vision or prefill: CLIP's flash kernel (no bias, not causal)
+    walks its keys, ``vision_attention_floor_us`` + kv · ``attention_floor_per_key_ns``; the others
+    ``attention_floor_us``."""
+    if layer.stage == "vision" and not (layer.causal or layer.bias):
+        return (params.vision_attention_floor_us + layer.kv_len * params.attention_floor_per_key_ns * 1e-3) * 1e-6
+    return params.attention_floor_us * 1e-6

@@ -43,7 +43,7 @@ import math
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
-from llm_perf_opt.analytic.occupancy import biased_attention_waves_s, measured_gemm_s, sm_fill
+from llm_perf_opt.analytic.occupancy import attention_floor_s, biased_attention_waves_s, measured_gemm_s, sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
@@ -98,33 +98,10 @@ def peak_rates(hardware: HardwareSpec, params: RooflineParams, compute_dtype: st
 
 
 def _sum_max_affine(c0: float, c1: float, m0: float, m1: float, n: int) -> tuple[float, float]:
-    """Σ_{j<n} max(c_j, m_j) split as (sum where compute wins, sum where memory wins).
-
-    c_j and m_j are affine in j with c_0 = c0, c_{n−1} = c1 (same for m). The set where
-    c_j ≥ m_j is an interval of j (a half-line cut at the crossover), so both parts are
-    arithmetic series.
-    """
-    if n == 1:
-        return (c0, 0.0) if c0 >= m0 else (0.0, m0)
-    dc, dm = (c1 - c0) / (n - 1), (m1 - m0) / (n - 1)
-    d0, dd = c0 - m0, dc - dm
-
-    def series(x0: float, dx: float, lo: int, hi: int) -> float:  # Σ_{j=lo}^{hi} x0 + dx·j
-        if hi < lo:
-            return 0.0
-        cnt = hi - lo + 1
-        return cnt * x0 + dx * (lo + hi) * cnt / 2
-
-    if dd == 0:
-        lo, hi = (0, n - 1) if d0 >= 0 else (0, -1)
-    elif dd > 0:  # compute wins for j ≥ −d0/dd
-        lo, hi = max(0, math.ceil(-d0 / dd - 1e-12)), n - 1
-    else:  # compute wins for j ≤ −d0/dd
-        lo, hi = 0, min(n - 1, math.floor(-d0 / dd + 1e-12))
-    lo, hi = min(lo, n), max(hi, -1)
-    compute = series(c0, dc, lo, hi)
-    memory = series(m0, dm, 0, lo - 1) + series(m0, dm, hi + 1, n - 1) if hi >= lo else series(m0, dm, 0, n - 1)
-    return compute, memory
+    """Σ_{j<n} max(c_j, m_j) split as (sum where compute wins, sum where memory wins), for c_j and m_j
+    affine in j with c_0 = c0, c_{n−1} = c1 (same for m): :func:`_sum_max_lines` over j = 0 … n − 1."""
+    dc, dm = ((c1 - c0) / (n - 1), (m1 - m0) / (n - 1)) if n > 1 else (0.0, 0.0)
+    return _sum_max_lines(c0, dc, m0, dm, 0, n - 1)
 
 
 def _sum_max_lines(a0: float, da: float, b0: float, db: float, lo: int, hi: int) -> tuple[float, float]:
@@ -197,10 +174,7 @@ class Roofline:
             fill = 1.0 if official else sm_fill(layer, self.hardware.sms)
             compute = cost.executed_flops / (self.flops_per_s * eff * fill)
             if isinstance(layer, AttentionCore) and layer.bias:  # short sequences: CTA waves, not the rate
-                p = self.params
-                waves = biased_attention_waves_s(layer, self.hardware.sms, p.biased_attention_cta_us,
-                                                 p.biased_attention_block_us)  # fmt: skip
-                compute = max(compute, waves)
+                compute = max(compute, biased_attention_waves_s(layer, self.hardware.sms, self.params))
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s
@@ -248,13 +222,9 @@ class Roofline:
 
     def _main_floor(self, layer: BaseLayer) -> float:
         """Least time of the leaf's main kernel: a fused attention kernel of vision or prefill has its own
-        (``attention_floor_us``), every other kernel ``kernel_floor_us``."""
-        p = self.params
+        (:func:`~llm_perf_opt.analytic.occupancy.attention_floor_s`), every other kernel ``kernel_floor_us``."""
         if isinstance(layer, AttentionCore) and layer.q_len > 1 and layer.stage != "decode":
-            if layer.stage == "vision" and not (layer.causal or layer.bias):  # CLIP's flash: walks the keys
-                return max((p.vision_attention_floor_us + layer.kv_len * p.attention_floor_per_key_ns * 1e-3) * 1e-6,
-                           self.floor_s)  # fmt: skip
-            return max(p.attention_floor_us * 1e-6, self.floor_s)
+            return max(attention_floor_s(layer, self.params), self.floor_s)
         return self.floor_s
 
     def _sm_share(self, layer: BaseLayer) -> float:

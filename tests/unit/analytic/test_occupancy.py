@@ -11,6 +11,7 @@ from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.hardware.table import load_hardware
 
 H200 = load_hardware("h200")  # 132 SMs, 989.4 TFLOP/s dense bf16
+MEA = RooflineParams(biased_attention_cta_us=4.35, biased_attention_block_us=3.44)  # memory-efficient attention
 
 
 def test_wave_quantization_by_hand() -> None:
@@ -82,12 +83,12 @@ def test_biased_attention_runs_in_waves_of_ctas_by_hand() -> None:
     window = AttentionCore(
         batch=9, heads=12, q_len=196, kv_len=196, head_dim=64, kv_heads=12, bias=True, stage="vision"
     )
-    assert biased_attention_waves_s(window, 132, 4.35, 3.44) == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
+    assert biased_attention_waves_s(window, 132, MEA) == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
     # Its global block (1024 tokens): 12·16 = 192 CTAs, one wave of 16 key blocks.
     glob = AttentionCore(
         batch=1, heads=12, q_len=1024, kv_len=1024, head_dim=64, kv_heads=12, bias=True, stage="vision"
     )
-    assert biased_attention_waves_s(glob, 132, 4.35, 3.44) == pytest.approx((4.35 + 16 * 3.44) * 1e-6)
+    assert biased_attention_waves_s(glob, 132, MEA) == pytest.approx((4.35 + 16 * 3.44) * 1e-6)
     # The roofline takes the larger of the waves and the FLOPs at the kernel's rate (6.8% of the peak, over
     # 216 / 264 and 96 / 132 of the SMs in 128-query tiles): the waves for the windows, the rate globally.
     roof = Roofline(H200, RooflineParams(biased_attention_efficiency=0.068), "bf16")
