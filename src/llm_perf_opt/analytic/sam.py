@@ -140,6 +140,8 @@ class SamAttention(BaseLayer):
         s, n, tok = self.layout
         t, w, h = s * tok, self.width, self.heads
         hd = w // h
+        sdpa = self.sub(AttentionCore, batch=s, heads=h, q_len=tok, kv_len=tok, head_dim=hd, kv_heads=h,
+                        bias=True, op_category=VA)  # fmt: skip
         return (
             Child(
                 name="qkv",
@@ -160,26 +162,12 @@ class SamAttention(BaseLayer):
                 layer=self.sub(RelPosBias, seqs=s, side=n, heads=h, head_dim=hd, stored_rows=self.rel_rows),
             ),
             *self._bias_padding(s, tok, h),
-            Child(
-                name="sdpa",
-                layer=self.sub(
-                    AttentionCore,
-                    batch=s,
-                    heads=h,
-                    q_len=tok,
-                    kv_len=tok,
-                    head_dim=hd,
-                    kv_heads=h,
-                    bias=True,
-                    op_category=VA,
-                ),
-            ),
+            Child(name="sdpa", layer=sdpa),
             Child(name="head_merge", layer=head_merge(self, t * w)),
             Child(
                 name="proj", layer=self.sub(Linear, tokens=t, in_features=w, out_features=w, bias=True, op_category=VA)
             ),
         )
-
 
     def _bias_padding(self, seqs: int, tokens: int, heads: int) -> tuple[Child, ...]:
         """SDPA's memory-efficient kernel takes a bias whose last dim is a multiple of 16 elements; it pads
