@@ -39,8 +39,8 @@ import torch
 from llm_perf_opt.profiling.env import device_name, resolve_device, resolve_dtype
 from llm_perf_opt.profiling.inputs import collect_inputs
 from llm_perf_opt.profiling.records import stage_bounds
-from llm_perf_opt.profiling.runner import measure_call
 from llm_perf_opt.profiling.session import Batch, ProfileSession, group_batches
+from llm_perf_opt.profiling.timers import measure_call
 
 OVERHEAD_TARGET = 3.0
 SPREAD_TARGET = 5.0

@@ -222,7 +222,7 @@ def _bench_mode(cfg: DecodeBenchConfig, session: Any, inputs: Any, mode: str) ->
 
     from llm_perf_opt.models import deepseek_ocr as dso
     from llm_perf_opt.profiling.records import stage_bounds
-    from llm_perf_opt.profiling.runner import measure_call
+    from llm_perf_opt.profiling.timers import measure_call
 
     device, n = session.device, cfg.new_tokens
     seen = [0]

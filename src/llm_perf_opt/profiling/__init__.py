@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "ProfileIncomplete": "llm_perf_opt.profiling.state",
     "LLMProfileRunner": "llm_perf_opt.profiling.runner",
     "run_profile": "llm_perf_opt.profiling.runner",
-    "measure_call": "llm_perf_opt.profiling.runner",
+    "measure_call": "llm_perf_opt.profiling.timers",
     "ProfileSession": "llm_perf_opt.profiling.session",
     "StageClock": "llm_perf_opt.profiling.timers",
     "OperatorTables": "llm_perf_opt.profiling.torch_profiler",

@@ -22,9 +22,8 @@ import functools
 import gc
 import importlib
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
@@ -33,7 +32,7 @@ from llm_perf_opt.io.signals import interruption_name
 from llm_perf_opt.models.deepseek_ocr.generate import resolve_decode_mode
 from llm_perf_opt.profiling import mfu as mfu_mod
 from llm_perf_opt.profiling.env import capture_environment, detect_hardware, device_name, resolve_device, resolve_dtype
-from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, combine, nvtx_range
+from llm_perf_opt.profiling.nvtx_ranges import RangeFactory, annotated_range, nvtx_range
 from llm_perf_opt.profiling.preflight import check_config, open_run_dir
 from llm_perf_opt.profiling.profile_window import batch_workload, profile_windows
 from llm_perf_opt.profiling.records import RunRecord, stage_bounds
@@ -48,9 +47,7 @@ from llm_perf_opt.profiling.state import (
     ProgressEvent,
     new_run_id,
 )
-from llm_perf_opt.profiling.timers import StageClock, peak_memory_bytes, reset_peak_memory
-
-T = TypeVar("T")
+from llm_perf_opt.profiling.timers import measure_call
 
 
 class LLMProfileRunner:
@@ -391,23 +388,6 @@ class LLMProfileRunner:
         record.analytic_gb = {k: c.bytes / 1e9 for k, c in costs.items()}
         record.mfu = util.mfu
         record.bandwidth_utilization = util.bandwidth
-
-
-def measure_call(
-    call: Callable[[RangeFactory], T], device: torch.device, *, label: str = "timed run"
-) -> tuple[T, StageClock, int | None]:
-    """One timed call: ``call(ranges)`` under a synchronizing :class:`StageClock` (plus NVTX and
-    ``record_function`` ranges of the same names); peak memory is reset before and read after."""
-    clock = StageClock(device)
-    reset_peak_memory(device)
-    clock.start()
-    with nvtx_range(label):
-        # The clock's events innermost: NVTX pushes and record_function bookkeeping stay outside the
-        # timed range (a graph-replayed projector is ~15 µs of kernels; host work inside its events
-        # made its per-run medians spread over 0.05–0.29 ms on the H200).
-        result = call(combine(annotated_range, clock.ranges))
-    clock.stop()
-    return result, clock, peak_memory_bytes(device)
 
 
 def run_profile(
