@@ -203,18 +203,20 @@ class RooflineParams:
     stage."""
     graph_stage_overhead_us: float = field(default=8.0, converter=float, validator=_check_non_negative)
     """Fixed cost of one CUDA-synchronised range around a replayed graph (sam, clip, projector under graph
-    prefill) beyond the graph launch: the synchronisation and the events at its ends (µs). 8: in the H200
-    graph validation matrix of 2026-12-03 (docs/validation/h200/runs/graph, stage clock inside the NVTX
-    and record_function ranges, inputs staged before the call) the projector range, ~16 µs of kernels,
-    measured 27–76 µs per run at batch 1; minus the modelled kernels and ``graph_launch_us`` that leaves
-    −4 to 27 µs, median 7.5 (before the clock moved inside, host work in the range made it 54–290 µs).
+    prefill) beyond the graph launch: the synchronisation and the events at its ends (µs). 8: in the first
+    H200 graph validation pass of 2026-12-03 with the stage clock inside the NVTX and record_function ranges
+    and inputs staged before the call (its runs since replaced in docs/validation/h200/runs/graph) the
+    projector range, ~16 µs of kernels, measured 27–76 µs per run at batch 1; minus the then modelled kernels
+    and ``graph_launch_us`` that left −4 to 27 µs, median 7.5 (before the clock moved inside, host work in
+    the range made it 54–290 µs).
     Calibration fits it from the projector stage."""
-    range_gap_us: float = field(default=110.0, converter=float, validator=_check_non_negative)
+    range_gap_us: float = field(default=127.0, converter=float, validator=_check_non_negative)
     """Host time at the ends of each synchronised range nested in the vision range (sam, clip, projector):
     the synchronisation's return, the Python around the next range and its first event, while the GPU
     idles (µs per nested range). The measured vision stage (its range minus the projector's) holds it
-    beside SAM and CLIP. 110: the H200 calibration run of docs/validation/h200 (base, batch 1) measured
-    vision 0.33 ms above SAM + CLIP over its 3 nested ranges; calibration fits it from the vision stage."""
+    beside SAM and CLIP. 127: the H200 calibration run of docs/validation/h200 (base, batch 1) measured
+    vision 11.98 ms, SAM 10.11 and CLIP 1.50: 0.38 ms over its 3 nested ranges; calibration fits it from the
+    vision stage."""
     attention_floor_us: float = field(default=12.0, converter=float, validator=_check_non_negative)
     """Least GPU time of one fused attention kernel of vision or prefill (SDPA's flash / memory-efficient
     forward; µs). 12: on the H200 the prefill's causal flash took 12.3 µs per call at 83 prompt tokens and
