@@ -13,13 +13,14 @@ per MoE layer, the rows of every expert (sorted, largest first), the distinct ex
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 
 import torch
 
 from llm_perf_opt.models import deepseek_ocr as dso
-from llm_perf_opt.models.deepseek_ocr.mlp import MoEGate
+from llm_perf_opt.profiling.routing import census_counts
 from llm_perf_opt.profiling.synthetic import synthetic_page
 from llm_perf_opt.specs.image_tokens import resolution_mode
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
@@ -57,10 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     spec = MODEL_REGISTRY[args.model]
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     model = dso.build_model(spec, device=args.device, dtype=dtype, weights="random", seed=0).eval()
-    captured: list[torch.Tensor] = []
-    for module in model.modules():
-        if isinstance(module, MoEGate):
-            module.register_forward_hook(lambda _m, _i, out: captured.append(out[1].detach()))
     experts, k = spec.decoder.n_routed_experts, spec.decoder.num_experts_per_tok
     for case in args.cases:
         mode, batch = case.split(":")
@@ -69,12 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(int(batch))
         ]
         inputs = dso.build_inputs(spec, pages).to(args.device, dtype)
-        captured.clear()
         cache = dso.new_cache(model, inputs.batch_size, inputs.prompt_len)
-        dso.prefill(model, inputs, cache)
+        run = functools.partial(dso.prefill, model, inputs, cache)
         layers = []
-        for ids in captured:
-            counts = torch.bincount(ids.reshape(-1), minlength=experts).tolist()
+        for counts in census_counts(model, run):
             layers.append({
                 "rows_sorted": sorted(counts, reverse=True),
                 "distinct": sum(1 for c in counts if c),
