@@ -49,8 +49,12 @@ def analyze_to_dir(
         params = calibrate_from.start_params()
     else:
         params = api.RooflineParams()
-    if calibrate_from is not None:  # the run's census, not a stored file's, describes the weights it ran
-        params = attrs.evolve(params, expert_load_ratio=calibrate_from.expert_load_ratio)
+    if calibrate_from is not None:  # the run's census and clock, not a stored file's, describe what it measured
+        params = attrs.evolve(
+            params,
+            expert_load_ratio=calibrate_from.expert_load_ratio,
+            graph_stage_timing=calibrate_from.graph_stage_timing,
+        )
     if execution is not None:  # graph | eager decode; otherwise the calibration file's, else graph
         params = attrs.evolve(params, execution=execution)
     if implementation is not None:  # ours | hf-official (the checkpoint's own code)

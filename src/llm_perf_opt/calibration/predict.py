@@ -88,11 +88,15 @@ class StagePredictor:
         ms = {name: timing.total_s * MS for name, timing in t.items()}
 
         graphed = roof.prefill_in_graph
+        # Graphed stages timed in-graph: their kernels alone; each one's launch and range cost stays in the
+        # enclosing vision and prefill ranges (``launch`` per timed stage).
+        in_graph = graphed and params.graph_stage_timing == "span"
+        launch = (roof.graph_launch_s * MS + params.graph_stage_overhead_us / 1e3) if in_graph else 0.0
 
         def span(parts: list[tuple[BaseLayer, int]], synchronised: bool = True) -> float:
             """One range: a replayed graph or the eager kernel queue (+ the range's fixed cost when synchronised)."""
             if graphed:
-                return roof.graph_span(parts, synchronised=synchronised).total_s * MS
+                return roof.graph_span(parts, synchronised=synchronised and not in_graph).total_s * MS
             return roof.eager_span(parts, synchronised=synchronised).total_s * MS
 
         def ranges(parts: list[tuple[BaseLayer, int]]) -> float:
@@ -116,10 +120,10 @@ class StagePredictor:
             "clip": clip,
             # Measured vision = its range minus the projector's: SAM, CLIP, the nested ranges' host gaps and,
             # when eager, the assembly (newline / separator rows; in the decoder graph when graphed).
-            "vision": sam + clip + gaps + (0.0 if graphed else assembly),
+            "vision": sam + clip + gaps + 2 * launch + (0.0 if graphed else assembly),
             "projector": projector,
             "prefill_decoder": ms["prefill"] + (assembly if graphed else 0.0),
-            "prefill": sam + clip + gaps + projector + assembly + ms["prefill"],
+            "prefill": sam + clip + gaps + 3 * launch + projector + assembly + ms["prefill"],
             "decode": ms["decode"],
             # The call as analyze predicts it (its report's predicted total): the nested ranges' gaps, a profiling
             # artefact of ~0.3 ms, stay out so a comparison's ratio is the report's.

@@ -68,11 +68,18 @@ class ProfileRun:
     """How their vision and prefill ran: ``graph`` when every call replayed graphs (older runs: eager)."""
     expert_load_ratio: float = 1.0
     """The MoE routing skew its routing census measured (mean over the MoE layers; 1.0 when the run has none)."""
+    graph_stage_timing: str = "range"
+    """``span`` when every timed call timed its replayed vision stages in-graph (``gpu_span_stages``), else
+    ``range`` (eager runs, and graph runs made before in-graph spans existed)."""
 
     def start_params(self) -> RooflineParams:
-        """Package-default roofline parameters for the way this run executed and routed (the start of a fit)."""
+        """Package-default roofline parameters for the way this run executed, routed and was timed (the start
+        of a fit)."""
         return RooflineParams(
-            execution=self.execution, prefill_execution=self.prefill_execution, expert_load_ratio=self.expert_load_ratio
+            execution=self.execution,
+            prefill_execution=self.prefill_execution,
+            expert_load_ratio=self.expert_load_ratio,
+            graph_stage_timing=self.graph_stage_timing,
         )
 
     @property
@@ -332,6 +339,7 @@ def read_run_dir(
         execution=_all_graph(records, "decode_mode"),
         prefill_execution=_all_graph(records, "prefill_mode"),
         expert_load_ratio=_load_ratio(report),
+        graph_stage_timing="span" if records and all(r.get("gpu_span_stages") for r in records) else "range",
     )
 
 

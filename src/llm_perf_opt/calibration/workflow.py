@@ -53,7 +53,8 @@ def compare_run(run: ProfileRun, report: AnalyticModelReport) -> WorkloadCompari
         measured,
         spec=inp.model_spec,
         hardware=inp.hardware,
-        params=inp.roofline,
+        # The report's scenario, timed the way the run was (in-graph spans or synchronised ranges).
+        params=evolve(inp.roofline, graph_stage_timing=run.graph_stage_timing),
         predictor=predictor,
     )
 

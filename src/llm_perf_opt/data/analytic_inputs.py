@@ -12,7 +12,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from llm_perf_opt.errors import UserError, unknown_id
-from llm_perf_opt.specs.execution import EXECUTIONS, IMPLEMENTATIONS
+from llm_perf_opt.specs.execution import EXECUTIONS, GRAPH_STAGE_TIMINGS, IMPLEMENTATIONS
 from llm_perf_opt.specs.limits import MAX_OVERHEAD_US, check_float
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
@@ -174,6 +174,12 @@ class RooflineParams:
     max(compute, memory, kernel_floor_us), one graph launch and the range's ``stage_overhead_us``)
     or ``eager`` (the host-issue queue model). Always ``eager`` under eager execution; ``eager`` with
     graph decode for runs profiled before prefill graphs existed, or whose MoE dispatch needs a host sync."""
+    graph_stage_timing: str = field(default="span", validator=_one_of(GRAPH_STAGE_TIMINGS))
+    """Under graph prefill, what a measured SAM, CLIP or projector time holds (a comparison's or a fit's
+    input, not the analytic report's: its stages are whole ranges): ``span`` (the profiler's timing events
+    inside each stage's graph, the default) — the stage's kernels alone, its graph launch and
+    ``graph_stage_overhead_us`` counted in the vision range around it — or ``range`` (runs made before
+    in-graph spans): the stage's synchronised range, launch and overhead included."""
     implementation: str = field(default="ours", validator=_one_of(IMPLEMENTATIONS))
     """Which code runs the model: ``ours`` or ``hf-official`` (the checkpoint's own code: lm_head on every
     prompt position, per-expert MoE loop with a host sync per MoE layer, eager decode whatever

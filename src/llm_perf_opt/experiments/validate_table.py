@@ -47,6 +47,7 @@ def _start_params(folder: str, calibration_run: Any) -> Any:
         execution=folder,
         prefill_execution=calibration_run.prefill_execution,
         expert_load_ratio=calibration_run.expert_load_ratio,
+        graph_stage_timing=calibration_run.graph_stage_timing,
     )
 
 

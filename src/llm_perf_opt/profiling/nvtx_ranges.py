@@ -81,13 +81,13 @@ def null_ranges(name: str) -> AbstractContextManager[None]:
 
 
 def combine(*factories: RangeFactory) -> RangeFactory:
-    """A range factory that enters every given factory's range, outermost first."""
+    """A range factory that enters every given factory's range, outermost first; it yields what the
+    innermost range that yields something yields (the stage clock's handle, when the clock is one)."""
 
     @contextlib.contextmanager
-    def ranges(name: str) -> Iterator[None]:
+    def ranges(name: str) -> Iterator[Any]:
         with contextlib.ExitStack() as stack:
-            for factory in factories:
-                stack.enter_context(factory(name))
-            yield
+            values = [stack.enter_context(factory(name)) for factory in factories]
+            yield next((v for v in reversed(values) if v is not None), None)
 
     return ranges

@@ -70,11 +70,12 @@ class RunRecord:
     vision_ms: float
     """Vision without the projector: SAM + CLIP + glue."""
     sam_ms: float
-    """The ``sam`` range: the SAM ViT-B encoder over every view."""
+    """The ``sam`` range: the SAM ViT-B encoder over every view (the in-graph GPU span when replayed)."""
     clip_ms: float
-    """The ``clip`` range: the CLIP-L encoder over every view."""
+    """The ``clip`` range: the CLIP-L encoder over every view (the in-graph GPU span when replayed)."""
     projector_ms: float
-    """The ``projector`` range: the MLP that maps vision features to decoder embeddings."""
+    """The ``projector`` range: the MLP that maps vision features to decoder embeddings (the in-graph GPU
+    span when replayed)."""
     prefill_decoder_ms: float
     """Prefill without the vision and projector ranges: the decoder over prompt + image tokens."""
     decode_ms: float
@@ -95,8 +96,13 @@ class RunRecord:
     """Peak memory allocated by torch on the device during the call (bytes; None on CPU)."""
     kv_cache_bytes: int | None = None
     """Bytes of the KV cache at the end of the call (None when the model does not report it)."""
+    gpu_span_stages: list[str] = field(factory=list)
+    """Stages timed by timing events inside their replayed graph (the GPU span of their kernels; the
+    host's launch of the graph is outside it, in the enclosing range). Other stages: their range's own
+    synchronised events. Runs written before in-graph spans existed lack the field: all ranges."""
     ranges: dict[str, dict[str, float]] = field(factory=dict)
-    """Raw clock output per range name: count, sum_ms, start_ms, end_ms."""
+    """Raw clock output per range name: count, sum_ms, start_ms, end_ms, range_ms (the brackets, launch
+    included) and gpu_spans (openings timed in-graph)."""
     analytic_tflop: dict[str, float] = field(factory=dict)
     """Analytic TFLOP (10^12 FLOPs) per measured stage for this call."""
     analytic_gb: dict[str, float] = field(factory=dict)
@@ -177,14 +183,16 @@ def stage_bounds(ranges: dict[str, RangeTiming], total_ms: float) -> dict[str, f
     prefill_end = prefill.end_ms if prefill else 0.0
     vision_range = sum_of("vision")
     projector_ms = sum_of("projector")
+    # The projector's bracket (its launch included) is what it takes out of the enclosing ranges.
+    projector_bracket = projector.bracket_ms if projector else 0.0
     nested = vision is not None and projector is not None and vision.contains(projector)
     prefill_ms = prefill.sum_ms if prefill else 0.0
-    inside_prefill = vision_range + (0.0 if nested else projector_ms)
+    inside_prefill = vision_range + (0.0 if nested else projector_bracket)
     return {
         "prefill_ms": prefill_ms,
         "prefill_end_ms": prefill_end,
         "vision_range_ms": vision_range,
-        "vision_ms": max(vision_range - projector_ms, 0.0) if nested else vision_range,
+        "vision_ms": max(vision_range - projector_bracket, 0.0) if nested else vision_range,
         "sam_ms": sum_of("sam"),
         "clip_ms": sum_of("clip"),
         "projector_ms": projector_ms,

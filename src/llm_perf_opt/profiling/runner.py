@@ -327,10 +327,8 @@ class LLMProfileRunner:
             decode_mode=str(getattr(result, "decode_mode", mode)),
             prefill_mode=str(getattr(result, "prefill_mode", "eager")),
             capture_ms=1000.0 * float(getattr(result, "capture_seconds", 0.0)),
-            ranges={
-                name: {"count": r.count, "sum_ms": r.sum_ms, "start_ms": r.start_ms, "end_ms": r.end_ms}
-                for name, r in ranges.items()
-            },
+            gpu_span_stages=[name for name, r in ranges.items() if r.all_spans],
+            ranges={name: r.as_record() for name, r in ranges.items()},
             **bounds,  # type: ignore[arg-type]
         )
         self._apply_mfu(state, batch, record)

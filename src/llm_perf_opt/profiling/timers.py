@@ -5,6 +5,15 @@ One :class:`StageClock` times one generation call. :meth:`StageClock.ranges` is 
 stage boundary. The first time a name opens, the clock synchronizes the device before and after the
 range so no work leaks across stages; a name that opens again in the same call (e.g. one ``decode``
 range per step) is timed with events only, so per-token ranges do not serialize the decode loop.
+
+A range yields a :class:`RangeHandle`. Code that replays a captured CUDA graph inside the range reports
+the graph's own timing events (captured as its first and last nodes) through
+:meth:`RangeHandle.device_span`; the range's time is then the GPU's span of the stage's kernels, and the
+host's launch of the graph (the time from the range's first event until the graph reaches the GPU) stays
+in the range's bracket (``RangeTiming.range_ms``) only. Why: on the H200 a projector graph of ~15 µs of
+kernels measured 21–66 µs per call by its bracket, moving with the host's speed in that call (a slow
+host call is also a long gap before the range), while its in-graph span repeated within 2%
+(``benchmarks/bench_stage_launch.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +37,22 @@ class _Mark:
     seconds: float = 0.0
 
 
+@define
+class RangeHandle:
+    """What :meth:`StageClock.ranges` yields: one opening of a range, and the GPU span reported inside it."""
+
+    name: str
+    begin: _Mark
+    end: _Mark | None = None
+    span: tuple[Any, Any] | None = None
+    """Timing events recorded inside a replayed graph (first node, last node), when the body reported them."""
+
+    def device_span(self, begin: Any, end: Any) -> None:
+        """Time this opening by ``begin`` … ``end`` (CUDA events the body's graph records) instead of the
+        range's own events; the range's bracket is kept as ``RangeTiming.range_ms``."""
+        self.span = (begin, end)
+
+
 @define(frozen=True)
 class RangeTiming:
     """All openings of one named range within one call."""
@@ -35,11 +60,31 @@ class RangeTiming:
     name: str
     count: int
     sum_ms: float
-    """Sum of the durations of every opening."""
+    """Sum of the durations of every opening: the in-graph GPU span where one was reported, else the bracket."""
     start_ms: float
     """First opening, relative to the call's start."""
     end_ms: float
     """Last closing, relative to the call's start."""
+    range_ms: float | None = None
+    """Sum of the brackets (the range's own events), host launch included; None: equal to ``sum_ms``."""
+    gpu_spans: int = 0
+    """Openings timed by a reported in-graph span (``count``: all of them)."""
+
+    @property
+    def bracket_ms(self) -> float:
+        """The summed brackets: what the range's own events measured, launch included."""
+        return self.sum_ms if self.range_ms is None else self.range_ms
+
+    @property
+    def all_spans(self) -> bool:
+        return self.count > 0 and self.gpu_spans == self.count
+
+    def as_record(self) -> dict[str, float]:
+        """The raw entry of a run record's ``ranges`` (runs.jsonl)."""
+        return {
+            "count": self.count, "sum_ms": self.sum_ms, "start_ms": self.start_ms, "end_ms": self.end_ms,
+            "range_ms": self.bracket_ms, "gpu_spans": self.gpu_spans,
+        }  # fmt: skip
 
     @property
     def span_ms(self) -> float:
@@ -54,7 +99,7 @@ class StageClock:
     """Times the named ranges of one call plus the whole call (``start`` … ``stop``)."""
 
     device: torch.device
-    _marks: list[tuple[str, _Mark, _Mark | None]] = field(factory=list, init=False)
+    _marks: list[RangeHandle] = field(factory=list, init=False)
     _start: _Mark | None = field(default=None, init=False)
     _stop: _Mark | None = field(default=None, init=False)
     _seen: set[str] = field(factory=set, init=False)
@@ -85,20 +130,18 @@ class StageClock:
         self.synchronize()
 
     @contextlib.contextmanager
-    def ranges(self, name: str) -> Iterator[None]:
+    def ranges(self, name: str) -> Iterator[RangeHandle]:
         """Range factory: time ``name``; synchronize at its boundaries the first time it opens."""
         first = name not in self._seen
         self._seen.add(name)
         if first:
             self.synchronize()
-        begin = self._mark()
-        index = len(self._marks)
-        self._marks.append((name, begin, None))
+        handle = RangeHandle(name, self._mark())
+        self._marks.append(handle)
         try:
-            yield
+            yield handle
         finally:
-            end = self._mark()
-            self._marks[index] = (name, begin, end)
+            handle.end = self._mark()
             if first:
                 self.synchronize()
 
@@ -106,6 +149,10 @@ class StageClock:
         if self.uses_cuda_events:
             return float(a.event.elapsed_time(b.event))
         return (b.seconds - a.seconds) * 1000.0
+
+    @staticmethod
+    def _span_ms(span: tuple[Any, Any]) -> float:
+        return float(span[0].elapsed_time(span[1]))
 
     def total_ms(self) -> float:
         if self._start is None or self._stop is None:
@@ -117,17 +164,27 @@ class StageClock:
         if self._start is None or self._stop is None:
             raise RuntimeError("StageClock.timings() before start() and stop()")
         out: dict[str, RangeTiming] = {}
-        for name, begin, end in self._marks:
-            if end is None:
+        for handle in self._marks:
+            if handle.end is None:
                 continue
-            start_ms = self._ms(self._start, begin)
-            end_ms = self._ms(self._start, end)
+            name = handle.name
+            start_ms = self._ms(self._start, handle.begin)
+            end_ms = self._ms(self._start, handle.end)
+            bracket = end_ms - start_ms
+            duration = bracket if handle.span is None else self._span_ms(handle.span)
+            spans = int(handle.span is not None)
             prev = out.get(name)
             if prev is None:
-                out[name] = RangeTiming(name, 1, end_ms - start_ms, start_ms, end_ms)
+                out[name] = RangeTiming(name, 1, duration, start_ms, end_ms, bracket, spans)
             else:
                 out[name] = RangeTiming(
-                    name, prev.count + 1, prev.sum_ms + end_ms - start_ms, prev.start_ms, max(prev.end_ms, end_ms)
+                    name,
+                    prev.count + 1,
+                    prev.sum_ms + duration,
+                    prev.start_ms,
+                    max(prev.end_ms, end_ms),
+                    prev.bracket_ms + bracket,
+                    prev.gpu_spans + spans,
                 )
         return out
 

@@ -36,11 +36,16 @@ def render_assumptions(state: ProfileState) -> str:
         "- Each boundary is timed with CUDA events (time.perf_counter on CPU). The device is synchronized "
         "before and after the first opening of each range in a call, so no work leaks across stages; a "
         "range that opens again in the same call (e.g. per-step decode ranges) is timed with events only.",
+        "- Graph execution: SAM, CLIP and the projector each replay one captured CUDA graph, timed by CUDA "
+        "events captured inside that graph as its first and last nodes: the GPU's span of the stage's "
+        "kernels (runs.jsonl: `gpu_span_stages`). The host's launch of each graph stays in the enclosing "
+        "vision and prefill ranges (runs.jsonl `ranges.<stage>.range_ms` holds the synchronised bracket), so "
+        "the projector's launch, a few µs, is in none of the rows that add up to the total.",
         f"- {cfg.warmup} warm-up pass(es) per distinct batch shape run first and are not counted. Then every "
         f"batch runs {cfg.repeats} time(s) (repeat-major order). Timed runs are never profiled; operator "
         "tables come from one separate torch.profiler pass over every batch.",
-        "- Model inputs (pixel views, ids) are built once per batch before timing; the pixel views move to "
-        "the device inside the vision range, as in real inference.",
+        "- Model inputs (pixel views, ids) are built once per batch and staged on the device before timing "
+        "(a serving system's preprocessing overlaps the GPU); the timed call starts from device tensors.",
         "- Peak memory = torch.cuda.max_memory_allocated, reset before each run (allocated, not reserved); "
         "not measured on CPU.",
         f"- Every page generates exactly {cfg.max_new_tokens} tokens unless --min-new-tokens is set "

@@ -11,6 +11,12 @@ from __future__ import annotations
 EXECUTIONS = ("graph", "eager")
 """Valid execution modes (``graph`` covers every stage); ``graph`` is the default of analytic reports."""
 
+GRAPH_STAGE_TIMINGS = ("span", "range")
+"""How a profile run timed its graph-replayed vision stages (SAM, CLIP, projector): ``span``, by timing
+events captured inside each stage's graph (the GPU's span of its kernels; the host's launch of the graph
+falls in the enclosing vision range), or ``range``, by the synchronised range's own events around the
+replay (launch included; runs made before in-graph spans existed)."""
+
 IMPLEMENTATIONS = ("ours", "hf-official")
 """Which code runs the model (analytic ``implementation`` input): llm_perf_opt's model or the official
 checkpoint code (transformers 4.46.3 remote code, always eager); see analytic/implementations.py."""

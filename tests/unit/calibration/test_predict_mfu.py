@@ -50,10 +50,10 @@ def test_predicted_stages_are_the_analyze_stage_times(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["base", "gundam"])
 def test_graphed_prefill_moves_the_assembly_into_the_decoder_range(mode: str) -> None:
     """Graph execution replays the assembly inside the decoder's prefill graph, not in the vision range;
-    SAM and CLIP are one graph each, so vision is exactly their two spans."""
+    SAM and CLIP are one graph each, so vision is exactly their two ranges."""
     spec = load_model_spec("deepseek-ocr")
     w = load_workload(mode).replace(max_new_tokens=64, batch_size=2)
-    params = RooflineParams(bandwidth_efficiency=0.7, range_gap_us=0)
+    params = RooflineParams(bandwidth_efficiency=0.7, range_gap_us=0, graph_stage_timing="range")
     times = StagePredictor(spec, w, H100).times_ms(params)
     totals = {k: v.predicted_ms for k, v in stage_totals(spec, w, hardware=H100, params=params).items()}
     assert times["sam"] + times["clip"] == pytest.approx(totals["vision"], rel=1e-12)
@@ -105,3 +105,24 @@ def test_nested_ranges_leave_their_host_gaps_in_vision_and_prefill() -> None:
     assert b["vision"] - a["vision"] == pytest.approx(0.3) and b["prefill"] - a["prefill"] == pytest.approx(0.3)
     for stage in ("sam", "clip", "projector", "prefill_decoder", "decode"):
         assert b[stage] == a[stage]
+
+
+@pytest.mark.parametrize("mode", ["base", "gundam"])
+def test_in_graph_spans_leave_each_launch_in_the_enclosing_ranges(mode: str) -> None:
+    """A graphed stage timed by events inside its graph is its kernels alone: its range (launch + the range's
+    fixed cost) minus graph_launch_us + graph_stage_overhead_us. The vision and prefill ranges around them
+    hold the same work either way, so they predict the same."""
+    spec = load_model_spec("deepseek-ocr")
+    w = load_workload(mode).replace(max_new_tokens=64, batch_size=2)
+    ranged = RooflineParams(graph_launch_us=10.0, graph_stage_overhead_us=8.0, graph_stage_timing="range")
+    spans = StagePredictor(spec, w, H100).times_ms(attrs.evolve(ranged, graph_stage_timing="span"))
+    whole = StagePredictor(spec, w, H100).times_ms(ranged)
+    for stage in ("sam", "clip", "projector"):
+        assert whole[stage] - spans[stage] == pytest.approx(0.018, rel=1e-9), stage
+    for stage in ("vision", "prefill", "prefill_decoder", "decode", "total"):
+        assert spans[stage] == pytest.approx(whole[stage], rel=1e-12), stage
+    # Eager stages have no graph to time inside: the setting changes nothing there.
+    eager = attrs.evolve(ranged, prefill_execution="eager")
+    a = StagePredictor(spec, w, H100).times_ms(eager)
+    b = StagePredictor(spec, w, H100).times_ms(attrs.evolve(eager, graph_stage_timing="span"))
+    assert a == b

@@ -190,6 +190,20 @@ def test_execution_modes_come_from_the_records(gpu_run: Path) -> None:
     assert read_run_dir(gpu_run).start_params().prefill_execution == "eager"
 
 
+def test_in_graph_stage_timing_comes_from_the_records(gpu_run: Path) -> None:
+    """Runs from before in-graph spans (no field) timed their graphed stages by ranges; span only when every
+    timed call says which stages its graphs timed."""
+    recs = runs(gpu_run)
+    assert read_run_dir(gpu_run).start_params().graph_stage_timing == "range"
+    for rec in recs:
+        rec["gpu_span_stages"] = ["sam", "clip", "projector"]
+    (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert read_run_dir(gpu_run).start_params().graph_stage_timing == "span"
+    recs[-1]["gpu_span_stages"] = []
+    (gpu_run / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert read_run_dir(gpu_run).graph_stage_timing == "range"
+
+
 def test_the_routing_census_sets_the_start_ratio(gpu_run: Path, tmp_path: Path) -> None:
     own = json.loads((gpu_run / "metrics.json").read_text())["aggregates"]["moe_expert_load_ratio"]["mean"]
     assert read_run_dir(gpu_run).start_params().expert_load_ratio == own  # the profile run measured its own

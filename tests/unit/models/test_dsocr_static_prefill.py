@@ -112,3 +112,26 @@ def test_cuda_prefill_graphs_equal_eager(tiny_spec: ModelSpec, page_image: Image
     graphs.load(inputs)
     got = graphs.run()
     torch.testing.assert_close(got.float(), want.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graphed_stages_are_timed_inside_their_graphs(tiny_spec: ModelSpec, page_image: Image.Image) -> None:
+    """Under the profiler's clock SAM, CLIP and the projector report their graphs' own events: a GPU span
+    inside the range's bracket (which also holds the host's launch of the graph)."""
+    from llm_perf_opt.profiling.timers import measure_call
+
+    model = build_model(tiny_spec, device="cuda", dtype=torch.bfloat16, seed=0)
+    page = prepare_page(page_image, resolution_mode("base"))
+    inputs = build_inputs(tiny_spec, [page]).to(model.device, torch.bfloat16)
+    generate(model, inputs, max_new_tokens=4, min_new_tokens=4, decode_mode="graph")  # capture
+    _, clock, _ = measure_call(
+        lambda ranges: generate(model, inputs, max_new_tokens=4, min_new_tokens=4, decode_mode="graph", ranges=ranges),
+        model.device,
+    )
+    timings = clock.timings()
+    for name in ("sam", "clip", "projector"):
+        t = timings[name]
+        assert t.all_spans, name
+        assert 0 < t.sum_ms < t.bracket_ms, name
+        assert timings["vision"].contains(t)
+    assert not timings["vision"].all_spans and not timings["decode"].all_spans

@@ -10,6 +10,7 @@ import torch
 
 from llm_perf_opt.data.stats import percentile, relative_spread, summarize, summarize_columns
 from llm_perf_opt.errors import UserError
+from llm_perf_opt.models.deepseek_ocr.common import report_device_span
 from llm_perf_opt.profiling import nvtx_ranges
 from llm_perf_opt.profiling.env import resolve_device, resolve_dtype
 from llm_perf_opt.profiling.nvtx_ranges import annotated_range, combine, null_ranges, nvtx_range
@@ -77,6 +78,45 @@ def test_stage_bounds_when_projector_is_outside_vision() -> None:
     b = stage_bounds(clock.timings(), clock.total_ms())
     assert b["vision_ms"] == pytest.approx(b["vision_range_ms"])
     assert b["prefill_decoder_ms"] == pytest.approx(b["prefill_ms"] - b["vision_range_ms"] - b["projector_ms"])
+
+
+class _FakeEvent:
+    """Stands in for a CUDA timing event a replayed graph records (elapsed_time in ms, as torch's)."""
+
+    def __init__(self, at_ms: float) -> None:
+        self.at_ms = at_ms
+
+    def elapsed_time(self, other: _FakeEvent) -> float:
+        return other.at_ms - self.at_ms
+
+
+def test_in_graph_spans_time_the_stage_and_the_bracket_stays_in_the_enclosing_ranges() -> None:
+    """A range whose body reports its graph's own events is timed by them; its bracket (the launch included)
+    is what it takes out of the vision range, so vision = SAM + CLIP + the gaps, as before."""
+    clock = StageClock(CPU)
+    ranges = combine(annotated_range, clock.ranges)  # as measure_call: the clock's handle comes through
+    clock.start()
+    with ranges("prefill"):
+        with ranges("vision"):
+            for name, gpu_ms in (("sam", 0.5), ("clip", 0.25), ("projector", 0.015)):
+                with ranges(name) as handle:
+                    time.sleep(0.002)
+                    report_device_span(handle, (_FakeEvent(10.0), _FakeEvent(10.0 + gpu_ms)))
+        time.sleep(0.002)
+    clock.stop()
+    timings = clock.timings()
+    assert timings["projector"].sum_ms == pytest.approx(0.015) and timings["projector"].all_spans
+    assert timings["projector"].bracket_ms >= 2.0 and not timings["vision"].all_spans
+    assert timings["vision"].bracket_ms == timings["vision"].sum_ms
+    b = stage_bounds(timings, clock.total_ms())
+    assert (b["sam_ms"], b["clip_ms"], b["projector_ms"]) == pytest.approx((0.5, 0.25, 0.015))
+    assert b["vision_ms"] == pytest.approx(b["vision_range_ms"] - timings["projector"].bracket_ms)
+    assert b["prefill_decoder_ms"] == pytest.approx(b["prefill_ms"] - b["vision_range_ms"])
+    record = timings["projector"].as_record()
+    assert record["gpu_spans"] == 1 and record["range_ms"] == timings["projector"].bracket_ms
+    report_device_span(None, (_FakeEvent(0.0), _FakeEvent(1.0)))  # a plain range takes nothing: no error
+    with null_ranges("x") as handle:
+        report_device_span(handle, None)
 
 
 def test_clock_before_stop_raises() -> None:

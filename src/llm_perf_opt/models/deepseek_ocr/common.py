@@ -23,7 +23,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from llm_perf_opt.errors import UserError
 
 Ranges = Callable[[str], AbstractContextManager[Any]]
-"""Context-manager factory ``ranges(name)`` that a profiler passes in to time named stages."""
+"""Context-manager factory ``ranges(name)`` that a profiler passes in to time named stages. What a range
+yields may take the GPU span of a graph replayed inside it (see :func:`report_device_span`)."""
+
+
+def report_device_span(handle: Any, events: tuple[Any, Any] | None) -> None:
+    """Hand a replayed graph's own timing events (captured as its first and last nodes) to the range
+    ``handle`` it ran in, when that range takes them (the profiler's stage clock does: its
+    ``device_span``); a no-op for plain ranges, eager stages (``events`` None) and unprofiled calls."""
+    take = getattr(handle, "device_span", None)
+    if events is not None and callable(take):
+        take(*events)
 
 ATTN_IMPLS = ("sdpa", "eager")
 """``sdpa``: torch.nn.functional.scaled_dot_product_attention; ``eager``: matmul-softmax-matmul."""

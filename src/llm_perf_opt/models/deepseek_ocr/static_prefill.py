@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from llm_perf_opt.models.deepseek_ocr.common import Ranges, null_ranges, sdpa_backends
+from llm_perf_opt.models.deepseek_ocr.common import Ranges, null_ranges, report_device_span, sdpa_backends
 from llm_perf_opt.models.deepseek_ocr.mlp import MoE
 from llm_perf_opt.models.deepseek_ocr.preprocess import ModelInputs, PreparedPage
 
@@ -87,6 +87,8 @@ class PrefillGraphs:
             self.slots = torch.zeros(int(inputs.image_mask.sum()), dtype=torch.long, device=device)
             self.pixels = {side: torch.zeros_like(x) for side, x in self.model.stage_views(inputs.pages).items()}
         self.graphs: dict[str, torch.cuda.CUDAGraph] = {}
+        self.spans: dict[str, tuple[torch.cuda.Event, torch.cuda.Event]] = {}
+        """Per timed stage graph: its first and last nodes' timing events (the GPU span of its kernels)."""
         self.capture_seconds = 0.0
         self.sam_out: dict[int, torch.Tensor] = {}
         self.clip_out: dict[int, torch.Tensor] = {}
@@ -152,8 +154,18 @@ class PrefillGraphs:
             torch.cuda.current_stream(device).wait_stream(stream)
             for name in STAGES:
                 graph = torch.cuda.CUDAGraph()
+                timed = name in STAGES[:3]
+                if timed:  # the stage's own GPU span: timing events as the graph's first and last nodes
+                    self.spans[name] = (
+                        torch.cuda.Event(enable_timing=True, external=True),
+                        torch.cuda.Event(enable_timing=True, external=True),
+                    )
                 with torch.cuda.graph(graph, pool=self.decoder.pool):
+                    if timed:
+                        self.spans[name][0].record()
                     self._stage(name)()
+                    if timed:
+                        self.spans[name][1].record()
                 self.decoder.pool = graph.pool()
                 self.graphs[name] = graph
         torch.cuda.synchronize(device)
@@ -176,8 +188,9 @@ class PrefillGraphs:
         with sdpa_backends():
             with ranges("vision"):
                 for name in STAGES[:3]:
-                    with ranges(name):
+                    with ranges(name) as handle:
                         self._run(name)
+                        report_device_span(handle, self.spans.get(name))
             self._run("decoder")
         self.decoder.cache.length = self.prompt_len
         return self.logits
