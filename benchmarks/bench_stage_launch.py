@@ -7,7 +7,9 @@ per buffer placement (a pad allocated first moves every buffer):
 
 - ``range``: the stage clock's way (synchronize, event, replay, event, synchronize): launch + kernels;
 - ``in_graph``: timing events captured as the graph's first and last nodes: the GPU's own span;
-- ``stream``: replays back to back with no synchronize, per replay: throughput, launch hidden.
+- ``stream``: replays back to back with no synchronize, per replay: throughput, launch hidden;
+- ``cat`` and ``linear``: each of the stage's two kernels alone, back to back (summed over the view sides),
+  so the analytic model's concat and matmul can be checked one by one.
 
     python benchmarks/bench_stage_launch.py --cases base:1 gundam:1 gundam:8 --pads-mib 0 1 3 9
 """
@@ -44,6 +46,28 @@ def _inputs(case: str, batch: int, device: torch.device) -> dict[int, tuple[torc
 
 def _ms(begin: torch.cuda.Event, end: torch.cuda.Event) -> float:
     return float(begin.elapsed_time(end))
+
+
+def _kernels_us(
+    projector: torch.nn.Module, inputs: dict[int, tuple[torch.Tensor, torch.Tensor]], repeats: int, device: torch.device
+) -> tuple[float, float]:
+    """GPU µs of the concat and of the linear alone, each run ``repeats`` times back to back, summed over sides."""
+    fused = {side: fuse_features(clip, sam) for side, (sam, clip) in inputs.items()}
+    out = []
+    for work in (
+        lambda: [fuse_features(clip, sam) for sam, clip in inputs.values()],
+        lambda: [projector(x) for x in fused.values()],
+    ):
+        work()
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(device)
+        begin.record()
+        for _ in range(repeats):
+            work()
+        end.record()
+        torch.cuda.synchronize(device)
+        out.append(1e3 * _ms(begin, end) / repeats)
+    return out[0], out[1]
 
 
 def measure(case: str, batch: int, pad_mib: float, repeats: int, device: torch.device) -> dict[str, object]:
@@ -89,6 +113,7 @@ def measure(case: str, batch: int, pad_mib: float, repeats: int, device: torch.d
             graph.replay()
         end.record()
         torch.cuda.synchronize(device)
+        cat_us, linear_us = _kernels_us(projector, inputs, repeats, device)
     del pad
     return {
         "case": case,
@@ -99,6 +124,8 @@ def measure(case: str, batch: int, pad_mib: float, repeats: int, device: torch.d
         "in_graph_us": 1e3 * statistics.mean(in_graph_ms),
         "in_graph_std_us": 1e3 * statistics.pstdev(in_graph_ms),
         "stream_us": 1e3 * _ms(begin, end) / repeats,
+        "cat_us": cat_us,
+        "linear_us": linear_us,
         "device": torch.cuda.get_device_name(device),
         "torch": torch.__version__,
     }
