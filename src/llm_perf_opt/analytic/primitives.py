@@ -129,6 +129,8 @@ class Elementwise(BaseLayer):
     flops_per_element: float = 1.0
     kernels: int = 1
     params: int = 0
+    transposing: bool = False
+    """A copy that reads an operand transposed (strided): timed at ``transpose_bandwidth_efficiency``."""
 
     formula: ClassVar[str] = "non-matmul FLOPs = f·E; read reads·E·a (+ params·w); write writes·E·a"
 

@@ -47,6 +47,7 @@ class ProjectorPass(BaseLayer):
                     # One aten::cat kernel reads the CLS-dropping slice and the transposed SAM view in place
                     # (H200 operator tables, docs/validation/h200/prefill-ops: 1 cat + 1 addmm per pass).
                     kernels=1,
+                    transposing=True,  # SAM's [C, g²] read as [g², C]
                     op_category=PR,
                 ),
             ),

@@ -144,6 +144,7 @@ class Roofline:
         self.broadcast_bytes_per_s = hardware.bandwidth_tbs * 1e12 * params.broadcast_bandwidth_efficiency
         # Kernels without matmuls move their bytes at their own (lower) share of the bandwidth.
         self.elementwise_bytes_per_s = self.bytes_per_s * params.elementwise_bandwidth_efficiency
+        self.transpose_bytes_per_s = self.bytes_per_s * params.transpose_bandwidth_efficiency
         self.bytes_per_s *= params.bandwidth_efficiency
         self.stage_overhead_s = params.stage_overhead_us * 1e-6
         self.stage_host_s = params.stage_host_overhead_us * 1e-6
@@ -177,6 +178,8 @@ class Roofline:
                 compute = max(compute, biased_attention_waves_s(layer, self.hardware.sms, self.params))
         slow = min(float(getattr(layer, "broadcast_write_bytes", 0.0)), cost.bytes_moved)
         rate = self.bytes_per_s if cost.flops > 0 else self.elementwise_bytes_per_s
+        if getattr(layer, "transposing", False):  # a strided, transposing copy: its own (lower) rate
+            rate = self.transpose_bytes_per_s
         memory = (cost.bytes_moved - slow) / rate + slow / self.broadcast_bytes_per_s
         return compute, memory, cost.kernels * self.launch_s
 

@@ -71,6 +71,8 @@ TAU = {
     # Measured from a GPU-bound prefill; trades off against the MoE GEMMs' efficiency in prefill stage
     # times, so a wide prior would let a fit move one for the other.
     "elementwise_bandwidth_efficiency": 0.05,
+    # Measured from the projector's concat alone at two large shapes; a batch-1 projector should only nudge it.
+    "transpose_bandwidth_efficiency": 0.3,
     # Measured per kernel family on the H200 like the two above; the causal attention scales with tokens²
     # next to the experts' tokens, so a wide prior would let one prefill time move it for moe_experts.
     "prefill_attention_efficiency": 0.3,
@@ -113,7 +115,7 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
         or n in SAM_KERNELS + VISION_KERNELS
         or n == "stage_host_overhead_us",
     ),
-    ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", *RANGE_COSTS)),
+    ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", "transpose_bandwidth_efficiency", *RANGE_COSTS)),
     ("vision ranges", ("vision",), lambda n: n in VISION_GAPS),
     (
         "prefill (decoder)",

@@ -261,6 +261,12 @@ class RooflineParams:
     pages in the same table; 12 bias adds write 1.80 GB per page (2.74 ms per page once the 24 residual
     adds are charged at full bandwidth): 0.655 TB/s of 4.8."""
 
+    transpose_bandwidth_efficiency: float = field(default=0.20, converter=float, validator=_check_fraction)
+    """Fraction of the DRAM bandwidth peak reached by a copy that transposes an operand: the projector's concat,
+    which reads SAM's [C, g²] features as [g², C] beside the CLIP tokens (one generic strided ``aten::cat``).
+    0.20 on the H200: alone, back to back, it took 57.6 µs for 56.1 MB (Gundam A4 batch 8) and 30.0 µs for
+    26.2 MB (large batch 8), 0.97 and 0.87 TB/s of 4.8 (``benchmarks/bench_stage_launch.py``,
+    docs/validation/h200/bench/stage_launch.jsonl)."""
     elementwise_bandwidth_efficiency: float = field(default=0.40, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by kernels without matmuls (elementwise, copies, gathers,
     scatters, reductions), whose operands in this model are often broadcast or strided (torch's

@@ -158,7 +158,7 @@ ROOFLINE_FIELDS: tuple[tuple[str, str], ...] = (
     ("attention_floor_per_key_ns", "us"), ("prefill_attention_efficiency", "fraction"),
     ("biased_attention_efficiency", "fraction"), ("biased_attention_cta_us", "us"),
     ("biased_attention_block_us", "us"), ("broadcast_bandwidth_efficiency", "fraction"),
-    ("elementwise_bandwidth_efficiency", "fraction"),
+    ("elementwise_bandwidth_efficiency", "fraction"), ("transpose_bandwidth_efficiency", "fraction"),
 )
 """Single RooflineParams fields a ``roofline.<field>`` key sets, with the kind of value each takes (the
 help text lists them in this order; ``compute_efficiency`` has its own keys)."""

@@ -44,6 +44,10 @@ Signature = tuple[object, ...]
 STAGES = ("sam", "clip", "projector", "decoder")
 """The graphs of one signature, in replay order; the first three are timed under their own ranges."""
 
+SPAN_EVENTS = True
+"""Capture timing events as each timed stage graph's first and last nodes (see :mod:`llm_perf_opt.profiling.timers`);
+read at capture. ``benchmarks/bench_stage_spans.py`` turns it off to measure what the events cost."""
+
 
 def signature(inputs: ModelInputs) -> Signature:
     """What fixes every shape of vision and prefill: batch, prompt length, each page's views and grid."""
@@ -154,7 +158,7 @@ class PrefillGraphs:
             torch.cuda.current_stream(device).wait_stream(stream)
             for name in STAGES:
                 graph = torch.cuda.CUDAGraph()
-                timed = name in STAGES[:3]
+                timed = SPAN_EVENTS and name in STAGES[:3]
                 if timed:  # the stage's own GPU span: timing events as the graph's first and last nodes
                     self.spans[name] = (
                         torch.cuda.Event(enable_timing=True, external=True),
