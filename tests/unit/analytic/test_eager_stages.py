@@ -157,3 +157,16 @@ def test_host_bound_prefill_grows_with_tokens_once_the_gpu_dominates() -> None:
     small = stage_totals(DEEPSEEK_OCR, load_workload("base").replace(max_new_tokens=16, batch_size=1), hardware=H200)
     big = stage_totals(DEEPSEEK_OCR, load_workload("gundam").replace(max_new_tokens=16, batch_size=8), hardware=H200)
     assert big["prefill"].predicted_ms > 1.2 * small["prefill"].predicted_ms
+
+
+def test_a_transposing_copy_moves_its_bytes_at_its_own_rate() -> None:
+    """The projector's concat reads SAM's features transposed: its bytes at transpose_bandwidth_efficiency of
+    the peak, a plain copy's at elementwise_bandwidth_efficiency."""
+    params = RooflineParams(transpose_bandwidth_efficiency=0.2, elementwise_bandwidth_efficiency=0.4)
+    roof = Roofline(H200, params, "bf16")
+    plain = Elementwise(label="copy", elements=10_000_000, flops_per_element=0.0, stage="projector")
+    strided = Elementwise(label="cat", elements=10_000_000, flops_per_element=0.0, stage="projector", transposing=True)
+    assert roof.time(plain).memory_s == pytest.approx(2 * 10e6 * 2 / (4.8e12 * 0.4), rel=1e-12)
+    assert roof.time(strided).memory_s == pytest.approx(2 * 10e6 * 2 / (4.8e12 * 0.2), rel=1e-12)
+    a, b = strided.cost(), plain.cost()  # same bytes and FLOPs: only the rate differs
+    assert (a.bytes_moved, a.flops, a.kernels) == (b.bytes_moved, b.flops, b.kernels)
