@@ -115,7 +115,11 @@ STAGED_STEPS: tuple[tuple[str, tuple[str, ...], Callable[[str], bool]], ...] = (
         or n in SAM_KERNELS + VISION_KERNELS
         or n == "stage_host_overhead_us",
     ),
-    ("projector", ("projector",), lambda n: n in (COMPUTE + "projector", "transpose_bandwidth_efficiency", *RANGE_COSTS)),
+    (
+        "projector",
+        ("projector",),
+        lambda n: n in (COMPUTE + "projector", "transpose_bandwidth_efficiency", *RANGE_COSTS),
+    ),
     ("vision ranges", ("vision",), lambda n: n in VISION_GAPS),
     (
         "prefill (decoder)",
