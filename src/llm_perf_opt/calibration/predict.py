@@ -92,6 +92,8 @@ class StagePredictor:
         # enclosing vision and prefill ranges (``launch`` per timed stage).
         in_graph = graphed and params.graph_stage_timing == "span"
         launch = (roof.graph_launch_s * MS + params.graph_stage_overhead_us / 1e3) if in_graph else 0.0
+        # An in-graph span also holds the GPU's steps between its timing events and the stage's kernels.
+        span_extra = params.graph_span_overhead_us / 1e3 if in_graph else 0.0
 
         def span(parts: list[tuple[BaseLayer, int]], synchronised: bool = True) -> float:
             """One range: a replayed graph or the eager kernel queue (+ the range's fixed cost when synchronised)."""
@@ -116,12 +118,12 @@ class StagePredictor:
 
         assembly = span(self.assembly, synchronised=False)
         times = {
-            "sam": sam,
-            "clip": clip,
+            "sam": sam + span_extra,
+            "clip": clip + span_extra,
             # Measured vision = its range minus the projector's: SAM, CLIP, the nested ranges' host gaps and,
             # when eager, the assembly (newline / separator rows; in the decoder graph when graphed).
             "vision": sam + clip + gaps + 2 * launch + (0.0 if graphed else assembly),
-            "projector": projector,
+            "projector": projector + span_extra,
             "prefill_decoder": ms["prefill"] + (assembly if graphed else 0.0),
             "prefill": sam + clip + gaps + 3 * launch + projector + assembly + ms["prefill"],
             "decode": ms["decode"],

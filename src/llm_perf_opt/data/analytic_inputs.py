@@ -216,6 +216,15 @@ class RooflineParams:
     and ``graph_launch_us`` that left −4 to 27 µs, median 7.5 (before the clock moved inside, host work in
     the range made it 54–290 µs).
     Calibration fits it from the projector stage."""
+    graph_span_overhead_us: float = field(default=6.0, converter=float, validator=_check_non_negative)
+    """What a stage's in-graph span (``graph_stage_timing = span``) holds beyond the stage's kernels: the
+    timing events are the graph's first and last nodes, and the GPU's steps from the opening event to the
+    first kernel and from the last kernel to the closing event take time (µs per timed stage: sam, clip,
+    projector). A measurement's cost, not the model's: analyze's stage times leave it out. 6: on the H200
+    the projector's span of one two-kernel pass (concat + linear; tiny and base at batch 1, base at batch 4)
+    measured 4.8–12.1 µs above the same kernels' times in the operator tables, median 6.3 over 14 runs
+    (docs/validation/h200: runs/graph and rerun-session8 against prefill-ops). Calibration keeps it as
+    started: one run's projector cannot tell it from the projector's kernels."""
     range_gap_us: float = field(default=127.0, converter=float, validator=_check_non_negative)
     """Host time at the ends of each synchronised range nested in the vision range (sam, clip, projector):
     the synchronisation's return, the Python around the next range and its first event, while the GPU

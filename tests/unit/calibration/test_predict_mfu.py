@@ -109,18 +109,25 @@ def test_nested_ranges_leave_their_host_gaps_in_vision_and_prefill() -> None:
 
 @pytest.mark.parametrize("mode", ["base", "gundam"])
 def test_in_graph_spans_leave_each_launch_in_the_enclosing_ranges(mode: str) -> None:
-    """A graphed stage timed by events inside its graph is its kernels alone: its range (launch + the range's
-    fixed cost) minus graph_launch_us + graph_stage_overhead_us. The vision and prefill ranges around them
-    hold the same work either way, so they predict the same."""
+    """A graphed stage timed by events inside its graph is its kernels plus the span's own cost: its range
+    (launch + the range's fixed cost) minus graph_launch_us + graph_stage_overhead_us plus
+    graph_span_overhead_us. The vision and prefill ranges around them hold the same work either way, so they
+    predict the same."""
     spec = load_model_spec("deepseek-ocr")
     w = load_workload(mode).replace(max_new_tokens=64, batch_size=2)
-    ranged = RooflineParams(graph_launch_us=10.0, graph_stage_overhead_us=8.0, graph_stage_timing="range")
-    spans = StagePredictor(spec, w, H100).times_ms(attrs.evolve(ranged, graph_stage_timing="span"))
+    ranged = RooflineParams(
+        graph_launch_us=10.0, graph_stage_overhead_us=8.0, graph_span_overhead_us=6.0, graph_stage_timing="range"
+    )
     whole = StagePredictor(spec, w, H100).times_ms(ranged)
+    spans = StagePredictor(spec, w, H100).times_ms(attrs.evolve(ranged, graph_stage_timing="span"))
+    no_span_cost = attrs.evolve(ranged, graph_stage_timing="span", graph_span_overhead_us=0)
+    bare = StagePredictor(spec, w, H100).times_ms(no_span_cost)
     for stage in ("sam", "clip", "projector"):
-        assert whole[stage] - spans[stage] == pytest.approx(0.018, rel=1e-9), stage
+        assert whole[stage] - bare[stage] == pytest.approx(0.018, rel=1e-9), stage  # 10 + 8 µs
+        assert spans[stage] - bare[stage] == pytest.approx(0.006, rel=1e-9), stage
     for stage in ("vision", "prefill", "prefill_decoder", "decode", "total"):
         assert spans[stage] == pytest.approx(whole[stage], rel=1e-12), stage
+        assert bare[stage] == pytest.approx(whole[stage], rel=1e-12), stage
     # Eager stages have no graph to time inside: the setting changes nothing there.
     eager = attrs.evolve(ranged, prefill_execution="eager")
     a = StagePredictor(spec, w, H100).times_ms(eager)
