@@ -11,7 +11,7 @@
 # validation table reads), much shorter for this code's ~1,300 kernels per decode step. PIN="taskset -c 2,3"
 # pins each run to CPU cores (the official code is host-bound: its timings follow the host).
 # The predictions are made afterwards, without a GPU:
-#   python -m llm_perf_opt experiment validate --offline --out $RUNS --calibrate-on base-b1-n128
+#   python -m llm_perf_opt experiment validate --offline --out $RUNS --calibrate-on base-b1-n128 --model deepseek-ocr
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

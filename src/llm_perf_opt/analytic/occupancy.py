@@ -90,10 +90,14 @@ def biased_attention_waves_s(layer: AttentionCore, sms: int | None, params: Roof
     return waves * per_cta_us * 1e-6
 
 
-def attention_floor_s(layer: AttentionCore, params: RooflineParams) -> float:
+def attention_floor_s(layer: AttentionCore, params: RooflineParams, sms: int | None = None) -> float:
     """Least time of a fused attention kernel of vision or prefill: CLIP's flash kernel (no bias, not causal)
-    walks its keys, ``vision_attention_floor_us`` + kv · ``attention_floor_per_key_ns``; the others
-    ``attention_floor_us``."""
+    walks its keys, ``vision_attention_floor_us`` + kv · ``attention_floor_per_key_ns`` for one CTA, and its
+    B·h·⌈q/128⌉ CTAs share the SMs at ``vision_attention_cta_us`` + kv · ``vision_attention_cta_per_key_ns``
+    of SM time each (several resident per SM, so no whole waves); the others ``attention_floor_us``."""
     if layer.stage == "vision" and not (layer.causal or layer.bias):
-        return (params.vision_attention_floor_us + layer.kv_len * params.attention_floor_per_key_ns * 1e-3) * 1e-6
+        latency_us = params.vision_attention_floor_us + layer.kv_len * params.attention_floor_per_key_ns * 1e-3
+        ctas = layer.batch * layer.heads * _tiles(layer.q_len, ATTENTION_Q_TILE)
+        per_cta_us = params.vision_attention_cta_us + layer.kv_len * params.vision_attention_cta_per_key_ns * 1e-3
+        return max(latency_us, ctas * per_cta_us / (sms or 132)) * 1e-6
     return params.attention_floor_us * 1e-6

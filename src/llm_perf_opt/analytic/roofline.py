@@ -227,7 +227,7 @@ class Roofline:
         """Least time of the leaf's main kernel: a fused attention kernel of vision or prefill has its own
         (:func:`~llm_perf_opt.analytic.occupancy.attention_floor_s`), every other kernel ``kernel_floor_us``."""
         if isinstance(layer, AttentionCore) and layer.q_len > 1 and layer.stage != "decode":
-            return max(attention_floor_s(layer, self.params), self.floor_s)
+            return max(attention_floor_s(layer, self.params, self.hardware.sms), self.floor_s)
         return self.floor_s
 
     def _sm_share(self, layer: BaseLayer) -> float:

@@ -80,6 +80,9 @@ TAU = {
     # Measured from CLIP's flash kernel at two key counts; a batch-1 CLIP time should only nudge them.
     "vision_attention_floor_us": 0.3,
     "attention_floor_per_key_ns": 0.3,
+    # Solved from CLIP's flash kernel at batch 8 (base, Gundam): a calibration run should only nudge them.
+    "vision_attention_cta_us": 0.3,
+    "vision_attention_cta_per_key_ns": 0.3,
 }
 """Prior widths (standard deviation of log θ); other float fields get 1.0."""
 MEASURED_NOT_FITTED = ("expert_load_ratio", "graph_span_overhead_us")
@@ -92,8 +95,12 @@ SAM_KERNELS = (
     "biased_attention_efficiency", "biased_attention_cta_us", "biased_attention_block_us",
     "broadcast_bandwidth_efficiency",
 )  # fmt: skip
-VISION_KERNELS = ("vision_attention_floor_us", "attention_floor_per_key_ns")
-"""CLIP's flash attention floor (fixed and per key): fitted with the vision stages."""
+VISION_KERNELS = (
+    "vision_attention_floor_us", "attention_floor_per_key_ns",
+    "vision_attention_cta_us", "vision_attention_cta_per_key_ns",
+)  # fmt: skip
+"""CLIP's flash attention floor (one CTA's latency and its CTAs' SM time, fixed and per key): fitted with the
+vision stages."""
 STAGE_HOST = ("stage_host_overhead_us", "stage_overhead_us")
 """Host costs of the eager stages: CLIP is host-bound at batch 1 (per-kernel issue), the projector range
 is mostly its fixed cost."""

@@ -121,7 +121,10 @@ def validate(quiet: bool, model: str, device: str | None, dtype: str | None, see
         left = [e["id"] for e in done["entries"] if e["status"] != "done"]
         if left:
             click.echo(f"not done: {', '.join(left)} (run the same command again to resume)", err=True)
-    data = build_table(out, calibrate_on=calibrate_on, hardware=hardware, log=log)
+    # An explicit --model stands in for runs whose own spec cannot be rebuilt here; never the default, which
+    # would silently predict another model for them.
+    explicit = click.get_current_context().get_parameter_source("model") != click.core.ParameterSource.DEFAULT
+    data = build_table(out, calibrate_on=calibrate_on, hardware=hardware, model=model if explicit else None, log=log)
     for execution, part in data["executions"].items():
         total = next((c for c in part["counts"] if c["stage"] == "all"), None)
         if total:

@@ -156,12 +156,15 @@ class RooflineParams:
     weights balance the load). A profile run of our model measures it from its own prefill (routing
     census, ``moe_expert_load_ratio`` in metrics.json) and a calibration from that run uses it: random
     weights route at 0.84–0.86 on DeepSeek-OCR (23–50 of 64 experts per layer get tokens)."""
-    gemm_table: bool = False
+    gemm_table: bool = True
     """Time the dense matmuls outside the decode step from the GPU's measured GEMM table
     (``hardware/gemm_tables/<id>-<dtype>.json``, ``benchmarks/bench_gemm_table.py``) where it has the
-    shape, instead of the roofline with SM fill (analytic/occupancy.py). Off by default: on the H200
-    validation matrix the isolated-GEMM times made the calibrated count worse (148 vs 154 of 200
-    held-out cells within ±10%): CLIP at batch 8 came out 13% fast and at batch 1 (tiny) 19% slow
+    shape, instead of the roofline with SM fill (analytic/occupancy.py; a GPU without a table keeps the
+    roofline). On by default: on the H200 the table's times match the GEMMs of the operator tables (CLIP at
+    base batch 8: 2.03 ms against 1.98 measured; SAM at a tiny page 0.47 against 0.48; the projector's
+    linear 6.9–7.2 µs at 64–256 rows against 7) where the fill model, charging 128-row tiles, gave 2.87 ms,
+    0.54 ms and 11.3 µs. It was off while CLIP's attention was held at one CTA's latency at every batch:
+    the fill model's excess hid that error, so the table alone made batch-8 CLIP 13% fast
     (docs/validation/h200/NOTES.md). A what-if key (``roofline.gemm_table``) for comparing the two."""
     execution: str = field(default="graph", validator=_one_of(EXECUTIONS))
     """How decode steps reach the GPU: ``graph`` (captured CUDA graphs, the default: each kernel costs
@@ -244,6 +247,15 @@ class RooflineParams:
     16 heads of 64 (docs/validation/h200/prefill-ops, operator tables): 4.7 µs + 27.6 ns per key."""
     attention_floor_per_key_ns: float = field(default=27.6, converter=float, validator=_check_non_negative)
     """Growth of a vision flash attention kernel's floor per key it reads (ns; see ``vision_attention_floor_us``)."""
+    vision_attention_cta_us: float = field(default=0.85, converter=float, validator=_check_non_negative)
+    """SM time of one CTA of a vision flash attention kernel beyond its keys (µs; with
+    ``vision_attention_cta_per_key_ns``): what sets the kernel's time once its B·h·⌈q/128⌉ CTAs outnumber the
+    SMs. Solved from the H200 operator tables (docs/validation/h200/prefill-b8) of CLIP at batch 8: base,
+    384 CTAs over 257 keys, 28.8 µs per call (9.90 µs of SM time per CTA), and Gundam A4, the same global
+    pass plus 768 CTAs over 101 keys, 55.0 µs per layer (4.45 µs per CTA): 0.85 µs + 35.6 ns per key. Base
+    at batch 4 (prefill-ops: 192 CTAs, 14.7 µs per call) checks it (10.1 µs per CTA)."""
+    vision_attention_cta_per_key_ns: float = field(default=35.6, converter=float, validator=_check_non_negative)
+    """SM time per key of one CTA of a vision flash attention kernel (ns; see ``vision_attention_cta_us``)."""
     prefill_attention_efficiency: float = field(default=0.14, converter=float, validator=_check_fraction)
     """Fraction of the compute peak reached by the prefill's causal attention (SDPA's flash forward, head
     dim 128, over the visible scores). 0.14 on the H200: 1.51 ms for 205 GFLOP at 8 Gundam A4 pages

@@ -82,8 +82,10 @@ def _runs(folder: Path) -> tuple[dict[str, Path], list[str]]:
     return done, skipped
 
 
-def table_for(folder: Path, *, calibrate_on: str, hardware: Any = None) -> dict[str, Any]:
-    """Calibration, rows and counts of one execution mode's run directories."""
+def table_for(folder: Path, *, calibrate_on: str, hardware: Any = None, fallback_model: Any = None) -> dict[str, Any]:
+    """Calibration, rows and counts of one execution mode's run directories; ``fallback_model`` (a ModelSpec)
+    stands in for runs whose own model spec cannot be rebuilt here (e.g. official-code runs that name a
+    checkpoint directory of the machine they ran on)."""
     from llm_perf_opt.calibration import fit_params, read_run_dir
     from llm_perf_opt.calibration.validation import validate
     from llm_perf_opt.io.convert import unstructure
@@ -97,7 +99,16 @@ def table_for(folder: Path, *, calibrate_on: str, hardware: Any = None) -> dict[
         try:
             runs[name] = read_run_dir(path, hardware=hardware)
         except UserError as exc:
-            skipped.append(f"{execution}/{name}: {exc}")
+            if fallback_model is None:
+                skipped.append(f"{execution}/{name}: {exc}")
+                continue
+            try:
+                runs[name] = read_run_dir(path, hardware=hardware, model=fallback_model)
+            except UserError as again:
+                skipped.append(f"{execution}/{name}: {again}")
+    if calibrate_on not in runs:
+        reason = next((s for s in skipped if s.startswith(f"{execution}/{calibrate_on}:")), "unreadable")
+        raise UserError(f"{folder}: the calibration run cannot be read: {reason}")
     cal = runs[calibrate_on]
     start = _start_params(execution, cal)
     fit = fit_params(cal.workloads, spec=cal.spec, hardware=cal.hardware, precision=cal.precision, start=start)
@@ -126,20 +137,24 @@ def table_for(folder: Path, *, calibrate_on: str, hardware: Any = None) -> dict[
 
 
 def build_table(root: Path, *, out: Path | None = None, calibrate_on: str = CALIBRATION_ID,
-                hardware: str | None = None, log: Log = quiet) -> dict[str, Any]:
-    """Rebuild the table from ``root/runs/*/``; write validation.json and validation.md under ``out``."""
+                hardware: str | None = None, model: str | None = None, log: Log = quiet) -> dict[str, Any]:
+    """Rebuild the table from ``root/runs/*/``; write validation.json and validation.md under ``out``.
+    ``model``: the spec for runs whose own cannot be rebuilt here (see :func:`table_for`)."""
     from llm_perf_opt.hardware.table import load_hardware
     from llm_perf_opt.io import atomic_write_text
+    from llm_perf_opt.specs.loader import load_model_spec
 
     runs_root = root / "runs"
     if not runs_root.is_dir():
         raise UserError(f"{root} has no runs/ directory (the output of 'llm-perf-opt experiment validate')")
     hw = load_hardware(hardware) if hardware else None
+    fallback = load_model_spec(model) if model else None
     data: dict[str, Any] = {"schema": "llm-perf-opt.validation-table/1", "root": str(root), "executions": {},
                             "errors": []}
     for folder in sorted(p for p in runs_root.iterdir() if p.is_dir()):
         try:
-            data["executions"][folder.name] = table_for(folder, calibrate_on=calibrate_on, hardware=hw)
+            data["executions"][folder.name] = table_for(folder, calibrate_on=calibrate_on, hardware=hw,
+                                                        fallback_model=fallback)
         except UserError as exc:
             data["errors"].append(f"{folder.name}: {exc}")
             log(f"{folder.name}: {exc}")

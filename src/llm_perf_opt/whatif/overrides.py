@@ -16,8 +16,9 @@ Every key belongs to one part of :class:`~llm_perf_opt.data.analytic_report.Anal
   ``roofline.biased_attention_block_us``, ``roofline.broadcast_bandwidth_efficiency``,
   ``roofline.elementwise_bandwidth_efficiency``, the replayed stages' ``roofline.graph_stage_overhead_us``,
   ``roofline.graph_span_overhead_us``, ``roofline.range_gap_us``, ``roofline.attention_floor_us``,
-  ``roofline.vision_attention_floor_us``,
-  ``roofline.attention_floor_per_key_ns``, ``roofline.prefill_attention_efficiency``, ``roofline.compute_efficiency``
+  ``roofline.vision_attention_floor_us``, ``roofline.attention_floor_per_key_ns``,
+  ``roofline.vision_attention_cta_us``, ``roofline.vision_attention_cta_per_key_ns``,
+  ``roofline.prefill_attention_efficiency``, ``roofline.compute_efficiency``
   (every category at once) and ``roofline.compute_efficiency.<category>``; ``execution`` and
   ``prefill_execution`` (graph | eager).
 
@@ -157,7 +158,8 @@ ROOFLINE_FIELDS: tuple[tuple[str, str], ...] = (
     ("stage_overhead_us", "us"), ("expert_host_overhead_us", "us"), ("graph_stage_overhead_us", "us"),
     ("graph_span_overhead_us", "us"), ("range_gap_us", "us"), ("attention_floor_us", "us"),
     ("vision_attention_floor_us", "us"),
-    ("attention_floor_per_key_ns", "us"), ("prefill_attention_efficiency", "fraction"),
+    ("attention_floor_per_key_ns", "us"), ("vision_attention_cta_us", "us"),
+    ("vision_attention_cta_per_key_ns", "us"), ("prefill_attention_efficiency", "fraction"),
     ("biased_attention_efficiency", "fraction"), ("biased_attention_cta_us", "us"),
     ("biased_attention_block_us", "us"), ("broadcast_bandwidth_efficiency", "fraction"),
     ("elementwise_bandwidth_efficiency", "fraction"), ("transpose_bandwidth_efficiency", "fraction"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_perf_opt.analytic.moe import ExpertMLP
-from llm_perf_opt.analytic.occupancy import biased_attention_waves_s, sm_fill
+from llm_perf_opt.analytic.occupancy import attention_floor_s, biased_attention_waves_s, sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Elementwise, Linear
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.hardware.table import load_hardware
@@ -48,7 +48,7 @@ def test_grouped_experts_pad_rows_to_whole_tiles() -> None:
 
 
 def test_compute_time_divides_by_the_fill() -> None:
-    params = RooflineParams(compute_efficiency={"vision_mlp": 0.5})
+    params = RooflineParams(compute_efficiency={"vision_mlp": 0.5}, gemm_table=False)  # the roofline, not the table
     fc2 = Linear(tokens=257, in_features=4096, out_features=1024, op_category="vision_mlp", stage="vision")
     t = Roofline(H200, params, "bf16").time(fc2)
     assert t.compute_s == pytest.approx(2 * 257 * 4096 * 1024 / (989.4e12 * 0.5 * 24 / 132), rel=1e-9)
@@ -75,6 +75,25 @@ def test_prefill_attention_has_its_own_rate_and_vision_and_prefill_attention_a_f
         assert roof.time(clip).total_s == pytest.approx(floor_us * 1e-6)
     step = AttentionCore(batch=1, heads=10, q_len=1, kv_len=300, head_dim=128, kv_heads=10, stage="decode")
     assert roof.time(step).total_s < 12e-6  # a decode step's attention is not a prefill kernel
+
+
+def test_vision_flash_attention_shares_the_sms_once_its_ctas_outnumber_them() -> None:
+    params = RooflineParams(
+        vision_attention_floor_us=4.7, attention_floor_per_key_ns=27.6,
+        vision_attention_cta_us=0.85, vision_attention_cta_per_key_ns=35.6,
+    )  # fmt: skip
+    # Base CLIP at batch 8: 8·16·⌈257/128⌉ = 384 CTAs, each 0.85 + 257 × 0.0356 = 9.999 µs of SM time, over 132
+    # SMs: 29.09 µs (the H200 operator table: 28.8), above one CTA's 4.7 + 257 × 0.0276 = 11.79 µs.
+    b8 = AttentionCore(batch=8, heads=16, q_len=257, kv_len=257, head_dim=64, kv_heads=16, stage="vision")
+    assert attention_floor_s(b8, params, 132) == pytest.approx(384 * 9.9992 / 132 * 1e-6)
+    # At batch 1 its 48 CTAs run side by side: one CTA's latency.
+    b1 = AttentionCore(batch=1, heads=16, q_len=257, kv_len=257, head_dim=64, kv_heads=16, stage="vision")
+    assert attention_floor_s(b1, params, 132) == pytest.approx(11.7932e-6)
+    # Causal prefill attention keeps its fixed floor whatever its CTAs.
+    causal = AttentionCore(
+        batch=8, heads=10, q_len=913, kv_len=913, head_dim=128, kv_heads=10, causal=True, stage="prefill"
+    )
+    assert attention_floor_s(causal, params, 132) == pytest.approx(params.attention_floor_us * 1e-6)
 
 
 def test_biased_attention_runs_in_waves_of_ctas_by_hand() -> None:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from conftest import validate_config
 
 from llm_perf_opt.cli import cli
+from llm_perf_opt.errors import UserError
 from llm_perf_opt.experiments.validate import PAGE_WORKLOADS, ValidateConfig, plan, run_validate
 from llm_perf_opt.experiments.validate_table import stage_counts, table_for
 from llm_perf_opt.hardware.table import load_hardware
@@ -109,6 +110,29 @@ def test_offline_table_from_the_cli(matrix_dir: Path, tmp_path: Path) -> None:
     table = json.loads((root / "validation.json").read_text(encoding="utf-8"))
     assert table["executions"]["eager"]["not_used"] == ["eager/base-b1-n2: incomplete or unfinished (not used)"]
     assert "## eager mode (calibrated on `tiny-b1-n3`" in (root / "validation.md").read_text(encoding="utf-8")
+
+
+def test_offline_table_of_runs_that_name_a_checkpoint_directory_gone_here(matrix_dir: Path, tmp_path: Path) -> None:
+    """Official-code runs name the checkpoint directory they ran from; --model stands in for its spec."""
+    root = tmp_path / "moved"
+    shutil.copytree(matrix_dir / "runs", root / "runs")
+    for metrics in (root / "runs" / "eager").glob("*/metrics.json"):
+        data = json.loads(metrics.read_text(encoding="utf-8"))
+        data["model"].update(id="/machine/gone/official-code", model_path="official-code")
+        metrics.write_text(json.dumps(data), encoding="utf-8")
+    eager, hw = root / "runs" / "eager", load_hardware("h100-sxm")
+    with pytest.raises(UserError, match=r"calibration run cannot be read: .*cannot rebuild the model spec"):
+        table_for(eager, calibrate_on="tiny-b1-n3", hardware=hw)
+    args = ["experiment", "validate", "--out", str(root), "--offline", "--hardware", "h100-sxm", "--calibrate-on",
+            "tiny-b1-n3", "--quiet"]
+    res = CliRunner().invoke(cli, args)  # not the default --model (the full-size spec): one line naming the run
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "tiny-b1-n3: " in res.output, res.output
+    assert "pass --model" in res.output
+    res = CliRunner().invoke(cli, [*args, "--model", "tiny"])
+    assert res.exit_code == 0, res.output
+    moved = json.loads((root / "validation.json").read_text(encoding="utf-8"))["executions"]["eager"]
+    named = table_for(matrix_dir / "runs" / "eager", calibrate_on="tiny-b1-n3", hardware=hw)
+    assert moved["rows"] == named["rows"] and moved["not_used"] == []  # as if the runs named their spec
 
 
 def test_validate_input_errors_are_one_line(tmp_path: Path) -> None:
