@@ -261,11 +261,15 @@ class RooflineParams:
     dim 128, over the visible scores). 0.14 on the H200: 1.51 ms for 205 GFLOP at 8 Gundam A4 pages
     (docs/validation/h200/prefill-b8/gundam-b8) and 0.37 ms for 25 GFLOP at one (913 prompt tokens,
     docs/validation/h200/prefill-ops); the decoder's GEMMs keep ``decoder_attention``'s factor."""
-    biased_attention_efficiency: float = field(default=0.068, converter=float, validator=_check_fraction)
+    biased_attention_efficiency: float = field(default=0.081, converter=float, validator=_check_fraction)
     """Fraction of the compute peak reached by attention with a materialised additive bias (SAM's relative
-    positions: PyTorch's memory-efficient SDPA kernel, as flash takes no bias). 0.068 on the H200:
-    aten::_efficient_attention_forward took 10.16 ms for 36 calls (3 base pages × 12 SAM blocks,
-    3 × 229.8 GFLOP) in docs/examples/h200-ours-graph-vs-eager (metrics.json, operators_per_stage.sam)."""
+    positions: PyTorch's memory-efficient SDPA kernel, as flash takes no bias), the rate its CTA waves
+    (``biased_attention_cta_us``, ``biased_attention_block_us``) approach when full: 2 CTAs per SM each
+    doing 4·64³ FLOPs per 3.44 µs key block on 132 SMs = 80.5 TFLOP/s, 0.081 of the H200's 989.4. The waves
+    alone reproduce the operator tables of a tiny page, a base page and 3 base pages (0.527, 3.418 and
+    10.1 against 10.16 ms for 12 and 36 calls; docs/validation/h200/prefill-ops and
+    docs/examples/h200-ours-graph-vs-eager); the 0.068 taken before from the average of those 36 calls made
+    the rate exceed the waves in every global block (base page 3.88 ms modelled against 3.42)."""
     biased_attention_cta_us: float = field(default=4.35, converter=float, validator=_check_non_negative)
     """Fixed time of one CTA of the memory-efficient attention kernel (SAM's biased attention; µs). The kernel
     runs B·h·⌈q/64⌉ CTAs, two per SM at a time, each walking ⌈kv/64⌉ key blocks; a call then takes
