@@ -17,6 +17,7 @@ from llm_perf_opt.analytic.base import BF16, DTYPE_BYTES, BaseLayer, Precision, 
 from llm_perf_opt.analytic.categories import operator_categories
 from llm_perf_opt.analytic.deepseek_ocr import STAGES, build_root, build_stages, decode_steps
 from llm_perf_opt.analytic.implementations import build_implementation_stages
+from llm_perf_opt.analytic.occupancy import gemm_source
 from llm_perf_opt.analytic.report_io import load_report
 from llm_perf_opt.analytic.report_tree import GB, MS, TB, TFLOP, module_metrics, module_nodes, walk
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams, Timing
@@ -270,7 +271,8 @@ def _assumptions(spec: ModelSpec, w: Workload, hw: HardwareSpec, params: Rooflin
         ),
         f"Roofline on {hw.name}: {'achievable' if params.use_achievable_peaks else 'datasheet'} peaks, "
         f"{prec.compute_dtype} compute, bandwidth efficiency {params.bandwidth_efficiency:g}, per-category "
-        "compute efficiencies as listed in inputs.roofline. Non-matmul FLOPs do not enter the compute term.",
+        "compute efficiencies as listed in inputs.roofline. Non-matmul FLOPs do not enter the compute term. "
+        + gemm_source(hw.id, prec.compute_dtype, params),
         f"Precision: weights {prec.weight_dtype}, activations {prec.activation_dtype}, KV {prec.kv_dtype}.",
         f"predicted_total_time_ms is one generation call of B = {b} page(s); predicted_job_time_ms costs "
         f"⌈num_pages / B⌉ = {math.ceil(w.num_pages / b)} such calls.",

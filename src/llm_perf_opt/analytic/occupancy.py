@@ -27,7 +27,7 @@ from llm_perf_opt.analytic.base import BaseLayer
 from llm_perf_opt.analytic.moe import ExpertMLP
 from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Linear
 from llm_perf_opt.data.analytic_inputs import RooflineParams
-from llm_perf_opt.hardware.gemm_table import GemmTable
+from llm_perf_opt.hardware.gemm_table import GemmTable, gemm_table
 
 GEMM_TILE = 128
 """Output tile side of a bf16 GEMM CTA on Hopper-class GPUs (cuBLAS / CUTLASS 128 × 128 tiles)."""
@@ -77,6 +77,15 @@ def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
     if table is None or not isinstance(layer, Linear) or layer.stage == "decode":
         return None
     return table.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)
+
+
+def gemm_source(hardware_id: str, dtype: str, params: RooflineParams) -> str:
+    """One sentence for a report: where the dense matmuls outside the decode step get their time."""
+    if params.gemm_table and gemm_table(hardware_id, dtype) is not None:
+        return (f"Dense matmuls outside decode are timed from the measured GEMM table gemm_tables/{hardware_id}-"
+                f"{dtype}.json where it holds the shape (roofline.gemm_table).")
+    why = "roofline.gemm_table is off" if params.gemm_table is False else f"no GEMM table is measured for {hardware_id}"
+    return f"Dense matmuls outside decode follow the roofline with SM fill ({why})."
 
 
 def biased_attention_waves_s(layer: AttentionCore, sms: int | None, params: RooflineParams) -> float:

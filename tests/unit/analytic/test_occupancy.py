@@ -114,3 +114,12 @@ def test_biased_attention_runs_in_waves_of_ctas_by_hand() -> None:
     assert roof.time(window).compute_s == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
     rate = 4 * 12 * 1024 * 1024 * 64 / (989.4e12 * 0.068 * 96 / 132)
     assert rate > (4.35 + 16 * 3.44) * 1e-6 and roof.time(glob).compute_s == pytest.approx(rate)
+
+
+def test_the_report_names_where_dense_matmuls_get_their_time() -> None:
+    from llm_perf_opt.analytic.occupancy import gemm_source
+
+    # Only the H200 has a packaged table (src/llm_perf_opt/hardware/gemm_tables/h200-bf16.json).
+    assert "gemm_tables/h200-bf16.json" in gemm_source("h200", "bf16", RooflineParams())
+    assert "no GEMM table is measured for rtx5090" in gemm_source("rtx5090", "bf16", RooflineParams())
+    assert "roofline.gemm_table is off" in gemm_source("h200", "bf16", RooflineParams(gemm_table=False))
