@@ -22,10 +22,12 @@ different weights from HBM), replayed under CUDA events; the median of 5 replays
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,23 +84,18 @@ def row_grid(max_rows: int) -> list[int]:
     return sorted(points)
 
 
-def time_linear(m: int, n: int, k: int, bias: bool, dtype: torch.dtype, l2_bytes: int) -> float:
-    """µs per call: the median over 5 graph replays of back-to-back calls on rotating weight copies."""
-    weight_bytes = n * k * torch.tensor([], dtype=dtype).element_size()
-    copies = max(8, min(MAX_COPIES, math.ceil(L2_MULTIPLE * l2_bytes / weight_bytes)))
-    ws = [torch.randn(n, k, device="cuda", dtype=dtype) * 0.02 for _ in range(copies)]
-    bs = [torch.randn(n, device="cuda", dtype=dtype) if bias else None for _ in range(copies)]
-    x = torch.randn(m, k, device="cuda", dtype=dtype)
+def graph_us(calls: list[Callable[[], object]]) -> float:
+    """µs per call of ``calls`` run back to back: the median over 5 replays of one CUDA graph of them all."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # warm-up: cuBLAS handles and heuristics outside the capture
-        for w, b in zip(ws, bs, strict=True):
-            F.linear(x, w, b)
+    with torch.cuda.stream(stream):  # warm-up: library handles and heuristics outside the capture
+        for call in calls:
+            call()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        for w, b in zip(ws, bs, strict=True):
-            F.linear(x, w, b)
+        for call in calls:
+            call()
     graph.replay()
     samples = []
     for _ in range(5):
@@ -107,9 +104,23 @@ def time_linear(m: int, n: int, k: int, bias: bool, dtype: torch.dtype, l2_bytes
         graph.replay()
         end.record()
         end.synchronize()
-        samples.append(start.elapsed_time(end) * 1e3 / copies)
-    del graph, ws, bs, x
+        samples.append(start.elapsed_time(end) * 1e3 / len(calls))
+    del graph
     return statistics.median(samples)
+
+
+def weight_copies(weight_bytes: int, l2_bytes: int) -> int:
+    """Weight copies to rotate through so each call reads its weights from HBM (≥ L2_MULTIPLE × L2 in all)."""
+    return max(8, min(MAX_COPIES, math.ceil(L2_MULTIPLE * l2_bytes / weight_bytes)))
+
+
+def time_linear(m: int, n: int, k: int, bias: bool, dtype: torch.dtype, l2_bytes: int) -> float:
+    """µs per call: the median over 5 graph replays of back-to-back calls on rotating weight copies."""
+    copies = weight_copies(n * k * torch.tensor([], dtype=dtype).element_size(), l2_bytes)
+    ws = [torch.randn(n, k, device="cuda", dtype=dtype) * 0.02 for _ in range(copies)]
+    bs = [torch.randn(n, device="cuda", dtype=dtype) if bias else None for _ in range(copies)]
+    x = torch.randn(m, k, device="cuda", dtype=dtype)
+    return graph_us([functools.partial(F.linear, x, w, b) for w, b in zip(ws, bs, strict=True)])
 
 
 def main(argv: list[str] | None = None) -> int:

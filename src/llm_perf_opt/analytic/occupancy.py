@@ -35,7 +35,7 @@ ATTENTION_Q_TILE = 128
 """Queries per CTA of a flash-attention forward kernel (FlashAttention 2/3 on Hopper)."""
 BIASED_ATTENTION_TILE = 64
 """Queries per CTA and keys per block of PyTorch's memory-efficient attention forward (taken with a bias)."""
-BIASED_ATTENTION_CTAS_PER_SM = 2
+BIASED_ATTENTION_CTAS_PER_SM = 4
 """CTAs of that kernel resident per SM at a time."""
 
 
@@ -71,10 +71,17 @@ def sm_fill(layer: BaseLayer, sms: int | None) -> float:
 
 
 def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
-    """A dense matmul outside the decode step timed from the GPU's GEMM table (``roofline.gemm_table``), which
-    holds tile choice, waves and fill as measured; None without a table, where it lacks the shape, or for
-    decode-step GEMVs (weight streaming, which the bandwidth term times)."""
-    if table is None or not isinstance(layer, Linear) or layer.stage == "decode":
+    """A dense matmul outside the decode step, or a convolution, timed from the GPU's GEMM table
+    (``roofline.gemm_table``), which holds tile choice, waves, fill and (for a convolution) cuDNN's layout
+    conversions as measured; None without a table, where it lacks the shape, or for decode-step GEMVs
+    (weight streaming, which the bandwidth term times)."""
+    if table is None or layer.stage == "decode":
+        return None
+    if isinstance(layer, Conv2d):
+        key = (layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding, layer.in_side,
+               layer.bias)  # fmt: skip
+        return table.conv_time_s(layer.batch, key)
+    if not isinstance(layer, Linear):
         return None
     return table.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)
 
@@ -82,10 +89,10 @@ def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
 def gemm_source(hardware_id: str, dtype: str, params: RooflineParams) -> str:
     """One sentence for a report: where the dense matmuls outside the decode step get their time."""
     if params.gemm_table and gemm_table(hardware_id, dtype) is not None:
-        return (f"Dense matmuls outside decode are timed from the measured GEMM table gemm_tables/{hardware_id}-"
-                f"{dtype}.json where it holds the shape (roofline.gemm_table).")
+        return (f"Dense matmuls outside decode and convolutions are timed from the measured GEMM table "
+                f"gemm_tables/{hardware_id}-{dtype}.json where it holds the shape (roofline.gemm_table).")
     why = "roofline.gemm_table is off" if params.gemm_table is False else f"no GEMM table is measured for {hardware_id}"
-    return f"Dense matmuls outside decode follow the roofline with SM fill ({why})."
+    return f"Dense matmuls outside decode and convolutions follow the roofline with SM fill ({why})."
 
 
 def biased_attention_waves_s(layer: AttentionCore, sms: int | None, params: RooflineParams) -> float:

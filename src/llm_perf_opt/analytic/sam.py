@@ -218,8 +218,26 @@ class VisionMLP(BaseLayer):
         )
 
 
-def residual(layer: BaseLayer, elements: int) -> Elementwise:
-    return layer.sub(Elementwise, label="residual add", elements=elements, reads=2, op_category=EW)
+def residual(layer: BaseLayer, elements: int, *, strided: bool = False) -> Elementwise:
+    """``strided``: one operand is SAM's channel-major residual stream, so the add runs as a strided kernel."""
+    return layer.sub(
+        Elementwise, label="residual add", elements=elements, reads=2, op_category=EW, transposing=strided
+    )
+
+
+def stream_copy(layer: BaseLayer, elements: int) -> Elementwise:
+    """The copy a LayerNorm makes of SAM's residual stream before it normalises: the patch embedding's
+    output is [B, C, H, W] in memory seen as [B, H, W, C] (the official ``permute(0, 2, 3, 1)``), and every
+    add keeps that layout, so each of the block's two norms first copies it to contiguous (H200,
+    benchmarks/bench_sam_ops.py: 32 copies of [B, H, W, 768] per pass at 0.56–0.71 TB/s)."""
+    return layer.sub(
+        Elementwise,
+        label="residual stream to contiguous (copy)",
+        elements=elements,
+        flops_per_element=0.0,
+        op_category=EW,
+        transposing=True,
+    )
 
 
 def head_merge(layer: BaseLayer, elements: int) -> Elementwise:
@@ -254,7 +272,10 @@ class SamBlock(BaseLayer):
             window=self.window,
             rel_rows=self.rel_rows,
         )
-        kids = [Child(name="norm1", layer=self.sub(LayerNorm, tokens=t, dim=w))]
+        kids = [
+            Child(name="norm1_input", layer=stream_copy(self, t * w)),
+            Child(name="norm1", layer=self.sub(LayerNorm, tokens=t, dim=w)),
+        ]
         if self.window:
             s, _, tok = attn.layout
             padded = s * tok * w
@@ -287,10 +308,11 @@ class SamBlock(BaseLayer):
                 )
             )
         kids += [
-            Child(name="residual1", layer=residual(self, t * w)),
+            Child(name="residual1", layer=residual(self, t * w, strided=True)),
+            Child(name="norm2_input", layer=stream_copy(self, t * w)),
             Child(name="norm2", layer=self.sub(LayerNorm, tokens=t, dim=w)),
             Child(name="mlp", layer=self.sub(VisionMLP, tokens=t, width=w, hidden=self.mlp_dim)),
-            Child(name="residual2", layer=residual(self, t * w)),
+            Child(name="residual2", layer=residual(self, t * w, strided=True)),
         ]
         return tuple(kids)
 

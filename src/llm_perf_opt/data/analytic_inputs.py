@@ -261,37 +261,38 @@ class RooflineParams:
     dim 128, over the visible scores). 0.14 on the H200: 1.51 ms for 205 GFLOP at 8 Gundam A4 pages
     (docs/validation/h200/prefill-b8/gundam-b8) and 0.37 ms for 25 GFLOP at one (913 prompt tokens,
     docs/validation/h200/prefill-ops); the decoder's GEMMs keep ``decoder_attention``'s factor."""
-    biased_attention_efficiency: float = field(default=0.081, converter=float, validator=_check_fraction)
+    biased_attention_efficiency: float = field(default=0.0963, converter=float, validator=_check_fraction)
     """Fraction of the compute peak reached by attention with a materialised additive bias (SAM's relative
     positions: PyTorch's memory-efficient SDPA kernel, as flash takes no bias), the rate its CTA waves
-    (``biased_attention_cta_us``, ``biased_attention_block_us``) approach when full: 2 CTAs per SM each
-    doing 4·64³ FLOPs per 3.44 µs key block on 132 SMs = 80.5 TFLOP/s, 0.081 of the H200's 989.4. The waves
-    alone reproduce the operator tables of a tiny page, a base page and 3 base pages (0.527, 3.418 and
-    10.1 against 10.16 ms for 12 and 36 calls; docs/validation/h200/prefill-ops and
-    docs/examples/h200-ours-graph-vs-eager); the 0.068 taken before from the average of those 36 calls made
-    the rate exceed the waves in every global block (base page 3.88 ms modelled against 3.42)."""
-    biased_attention_cta_us: float = field(default=4.35, converter=float, validator=_check_non_negative)
+    (``biased_attention_cta_us``, ``biased_attention_block_us``) approach when full: 4 CTAs per SM each
+    doing 4·64³ FLOPs per 5.81 µs key block on 132 SMs = 95.3 TFLOP/s, 0.0963 of the H200's 989.4, so the
+    waves, not this rate, set every call (0.068 and 0.081 before; both made the rate exceed the waves)."""
+    biased_attention_cta_us: float = field(default=0.0, converter=float, validator=_check_non_negative)
     """Fixed time of one CTA of the memory-efficient attention kernel (SAM's biased attention; µs). The kernel
-    runs B·h·⌈q/64⌉ CTAs, two per SM at a time, each walking ⌈kv/64⌉ key blocks; a call then takes
-    waves × (this + blocks × ``biased_attention_block_us``) when that exceeds its FLOPs at
-    ``biased_attention_efficiency``. 4.35 and 3.44 solve the H200 operator tables of one tiny and one base
-    page (docs/validation/h200/prefill-ops: 12 calls, 0.527 and 3.418 ms: 20·t0 + 128·tb and 52·t0 + 928·tb);
-    small pages' short sequences are why a rate alone put tiny SAM 13% low."""
-    biased_attention_block_us: float = field(default=3.44, converter=float, validator=_check_non_negative)
+    runs B·h·⌈q/64⌉ CTAs, four per SM at a time (occupancy.BIASED_ATTENTION_CTAS_PER_SM), each walking
+    ⌈kv/64⌉ key blocks; a call then takes waves × (this + blocks × ``biased_attention_block_us``) when that
+    exceeds its FLOPs at ``biased_attention_efficiency``. 0 and 5.81 fit the kernel's time in seven H200
+    operator tables within ±6% (tiny, small, base, Gundam at one page, tiny, base and large at three:
+    0.527–19.26 ms per SAM pass; docs/validation/h200/prefill-ops and sam-ops); the two-per-SM fit to a tiny
+    and a base page alone (4.35 + 3.44 per block) put 3 large pages 16% and one small page 29% high."""
+    biased_attention_block_us: float = field(default=5.81, converter=float, validator=_check_non_negative)
     """Time of one 64-key block in one CTA of the memory-efficient attention kernel (µs; see
     ``biased_attention_cta_us``)."""
-    broadcast_bandwidth_efficiency: float = field(default=0.136, converter=float, validator=_check_fraction)
+    broadcast_bandwidth_efficiency: float = field(default=0.166, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by a broadcasting add that writes a large tensor (SAM's
-    bias = rel_h[..., None] + rel_w[..., None, :]). 0.136 on the H200: aten::add took 8.61 ms for 3 base
-    pages in the same table; 12 bias adds write 1.80 GB per page (2.74 ms per page once the 24 residual
-    adds are charged at full bandwidth): 0.655 TB/s of 4.8."""
+    bias = rel_h[..., None] + rel_w[..., None, :]). 0.166 on the H200: that add writes 8–2949 MB at
+    0.68–0.80 TB/s of 4.8 in benchmarks/bench_sam_ops.py (docs/validation/h200/bench/sam_ops.jsonl; 0.80
+    from 61 MB up); 0.136 before, when the residual adds beside it in the operator tables were charged at
+    full bandwidth instead of the strided rate they run at."""
 
     transpose_bandwidth_efficiency: float = field(default=0.20, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by a copy that transposes an operand: the projector's concat,
     which reads SAM's [C, g²] features as [g², C] beside the CLIP tokens (one generic strided ``aten::cat``).
     0.20 on the H200: alone, back to back, it took 57.6 µs for 56.1 MB (Gundam A4 batch 8) and 30.0 µs for
     26.2 MB (large batch 8), 0.97 and 0.87 TB/s of 4.8 (``benchmarks/bench_stage_launch.py``,
-    docs/validation/h200/bench/stage_launch.jsonl)."""
+    docs/validation/h200/bench/stage_launch.jsonl). SAM's channel-major residual stream runs at the same
+    kind of rate: its strided residual adds at 0.80–0.89 TB/s and the copies before its LayerNorms at
+    0.56–0.71 TB/s (``benchmarks/bench_sam_ops.py``, docs/validation/h200/bench/sam_ops.jsonl)."""
     elementwise_bandwidth_efficiency: float = field(default=0.40, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by kernels without matmuls (elementwise, copies, gathers,
     scatters, reductions), whose operands in this model are often broadcast or strided (torch's

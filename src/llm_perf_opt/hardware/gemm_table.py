@@ -1,10 +1,16 @@
-"""Measured dense-matmul times of one GPU (``gemm_tables/<hardware>-<dtype>.json``), interpolated in the row count.
+"""Measured dense-matmul and convolution times of one GPU (``gemm_tables/<hardware>-<dtype>.json``), interpolated
+in the row count (matmuls) or the batch (convolutions).
 
 Small matmuls do not follow a roofline: which tiles, split-K and waves the library picks for them
 sets their time. A table measured once per GPU by ``benchmarks/bench_gemm_table.py`` gives µs per
 ``F.linear`` call for each (N out, K in, bias) of the model over a grid of row counts M; between two
 grid points the time is linear in M, beyond the last one it grows in proportion to M. A shape the
 table lacks, or a GPU without a table, gets None and the caller keeps its roofline.
+
+The convolutions (SAM's patch embedding, neck and compressor; ``benchmarks/bench_conv_table.py``) are
+listed per (C_in, C_out, k, stride, padding, input side, bias) over a grid of batch sizes: cuDNN's
+kernel choice, the weight's layout conversion and the input's layout set their time, which runs at
+28–72 TFLOP/s in the H200 operator tables where a matmul of the same FLOPs reaches 600.
 
 Pure Python (json): the analytic model uses it without torch.
 """
@@ -17,7 +23,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from llm_perf_opt.errors import UserError
 
@@ -44,16 +50,44 @@ class GemmShape:
 
     def time_us(self, m: float) -> float | None:
         """Interpolated µs at ``m`` rows; None below the first measured row count."""
-        rows, us = self.rows, self.us
-        if m < rows[0]:
-            return None
-        if m >= rows[-1]:
-            return us[-1] * m / rows[-1]
-        i = bisect.bisect_right(rows, m) - 1
-        if rows[i] == m:
-            return us[i]
-        frac = (m - rows[i]) / (rows[i + 1] - rows[i])
-        return us[i] + frac * (us[i + 1] - us[i])
+        return _interpolate(self.rows, self.us, m)
+
+
+ConvKey = tuple[int, int, int, int, int, int, bool]
+"""(in channels, out channels, kernel, stride, padding, input side, bias) of a square 2-D convolution."""
+
+
+@frozen
+class ConvShape:
+    """One convolution's measured times: ``us[i]`` per call at batch ``rows[i]``."""
+
+    key: ConvKey
+    """(C_in, C_out, kernel, stride, padding, input side, bias)."""
+    channels_last: bool
+    """Whether the input was a channels-last map (SAM's [B, H, W, C] tokens permuted), as the model feeds it."""
+    rows: tuple[int, ...]
+    """Batch sizes measured, ascending."""
+    us: tuple[float, ...]
+    """µs per call at each batch size."""
+
+    def to_json(self) -> dict[str, Any]:
+        ci, co, k, s, p, side, bias = self.key
+        return {"in_channels": ci, "out_channels": co, "kernel": k, "stride": s, "padding": p, "in_side": side,
+                "bias": bias, "channels_last": self.channels_last,
+                "rows": list(self.rows), "us": list(self.us)}  # fmt: skip
+
+
+def _interpolate(rows: tuple[int, ...], us: tuple[float, ...], m: float) -> float | None:
+    """µs at ``m``: linear between grid points, proportional beyond the last; None below the first."""
+    if m < rows[0]:
+        return None
+    if m >= rows[-1]:
+        return us[-1] * m / rows[-1]
+    i = bisect.bisect_right(rows, m) - 1
+    if rows[i] == m:
+        return us[i]
+    frac = (m - rows[i]) / (rows[i + 1] - rows[i])
+    return us[i] + frac * (us[i + 1] - us[i])
 
 
 @frozen
@@ -65,6 +99,8 @@ class GemmTable:
     shapes: dict[tuple[int, int, bool], GemmShape]
     source: str
     """Device, torch and CUDA versions and the command that measured the table."""
+    convs: dict[ConvKey, ConvShape] = field(factory=dict)
+    """Measured convolutions (empty for a table measured before they were added)."""
 
     def time_s(self, m: float, n: int, k: int, bias: bool) -> float | None:
         """Seconds per call of an [m, k] × [k, n] matmul, or None when the table lacks the shape."""
@@ -74,6 +110,26 @@ class GemmTable:
         us = shape.time_us(m)
         return None if us is None else us * 1e-6
 
+    def conv_time_s(self, batch: int, key: ConvKey) -> float | None:
+        """Seconds per call of the convolution ``key`` over ``batch`` inputs, or None when the table lacks it."""
+        shape = self.convs.get(key)
+        us = None if shape is None else _interpolate(shape.rows, shape.us, batch)
+        return None if us is None else us * 1e-6
+
+
+def _rows_and_times(item: dict[str, Any], what: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    rows, us = tuple(int(r) for r in item["rows"]), tuple(float(u) for u in item["us"])
+    if not rows or len(rows) != len(us) or list(rows) != sorted(set(rows)) or min(us) <= 0:
+        raise ValueError(f"{what}: rows must ascend, one positive time each")
+    return rows, us
+
+
+def _conv(item: dict[str, Any]) -> ConvShape:
+    key: ConvKey = (int(item["in_channels"]), int(item["out_channels"]), int(item["kernel"]), int(item["stride"]),
+                    int(item["padding"]), int(item["in_side"]), bool(item["bias"]))  # fmt: skip
+    rows, us = _rows_and_times(item, f"convolution {key}")
+    return ConvShape(key=key, channels_last=bool(item["channels_last"]), rows=rows, us=us)
+
 
 def parse_table(data: Any, where: str) -> GemmTable:
     """A :class:`GemmTable` from the JSON document ``data`` (``where`` names it in errors)."""
@@ -82,13 +138,16 @@ def parse_table(data: Any, where: str) -> GemmTable:
     shapes: dict[tuple[int, int, bool], GemmShape] = {}
     try:
         for item in data["shapes"]:
-            rows, us = tuple(int(r) for r in item["rows"]), tuple(float(u) for u in item["us"])
-            if not rows or len(rows) != len(us) or list(rows) != sorted(set(rows)) or min(us) <= 0:
-                raise ValueError(f"shape {item.get('n')}x{item.get('k')}: rows must ascend, one positive time each")
+            rows, us = _rows_and_times(item, f"shape {item.get('n')}x{item.get('k')}")
             shape = GemmShape(n=int(item["n"]), k=int(item["k"]), bias=bool(item["bias"]), rows=rows, us=us)
             shapes[(shape.n, shape.k, shape.bias)] = shape
+        convs = {conv.key: conv for conv in map(_conv, data.get("convs", []))}
         source = f"{data['device_name']}, torch {data['torch']}, CUDA {data['cuda']}: {data['command']}"
-        return GemmTable(hardware=str(data["hardware"]), dtype=str(data["dtype"]), shapes=shapes, source=source)
+        if convs:
+            source += f"; convolutions: {data['conv_command']}"
+        return GemmTable(
+            hardware=str(data["hardware"]), dtype=str(data["dtype"]), shapes=shapes, source=source, convs=convs
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{where}: malformed GEMM table ({exc})") from None
 

@@ -51,17 +51,31 @@ def test_sam_block_mlp_runs_on_unpadded_tokens() -> None:
     block = SamBlock(batch=1, grid=5, width=4, heads=2, mlp_dim=8, window=3, rel_rows=5)
     names = [c.name for c in block.children()]
     assert names == [
+        "norm1_input",
         "norm1",
         "window_partition",
         "attn",
         "window_unpartition",
         "residual1",
+        "norm2_input",
         "norm2",
         "mlp",
         "residual2",
     ]
-    mlp = dict((c.name, c.layer) for c in block.children())["mlp"]
-    assert mlp.forward_flops() == 2 * 2 * 25 * 4 * 8
+    kids = dict((c.name, c.layer) for c in block.children())
+    assert kids["mlp"].forward_flops() == 2 * 2 * 25 * 4 * 8
+
+
+def test_sam_block_pays_for_its_channel_major_residual_stream() -> None:
+    # The stream is [B, C, H, W] in memory (patch embedding's permute), so each norm first copies B·G²·C
+    # elements to contiguous and both residual adds read it strided: all at the transposing rate.
+    block = SamBlock(batch=2, grid=5, width=4, heads=2, mlp_dim=8, window=0, rel_rows=9)
+    kids = dict((c.name, c.layer) for c in block.children())
+    for name in ("norm1_input", "norm2_input"):
+        assert kids[name].transposing and kids[name].cost().bytes_moved == 2 * (2 * 25 * 4) * 2
+        assert kids[name].cost().flops == 0 and kids[name].kernel_launches() == 1
+    for name in ("residual1", "residual2"):
+        assert kids[name].transposing and kids[name].cost().bytes_moved == 3 * (2 * 25 * 4) * 2
 
 
 def test_sam_encoder_groups_blocks_and_counts_weights() -> None:

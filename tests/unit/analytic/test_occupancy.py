@@ -98,22 +98,39 @@ def test_vision_flash_attention_shares_the_sms_once_its_ctas_outnumber_them() ->
 
 def test_biased_attention_runs_in_waves_of_ctas_by_hand() -> None:
     # SAM at a tiny page: a windowed block (9 windows of 196 tokens, 12 heads) has 9·12·⌈196/64⌉ = 432 CTAs,
-    # 2 per SM on 132 SMs = 264 at a time → 2 waves, each 4 key blocks: 2 × (4.35 + 4 × 3.44) µs.
+    # 4 per SM on 132 SMs = 528 at a time → 1 wave of 4 key blocks: 4.35 + 4 × 3.44 µs with these params.
     window = AttentionCore(
         batch=9, heads=12, q_len=196, kv_len=196, head_dim=64, kv_heads=12, bias=True, stage="vision"
     )
-    assert biased_attention_waves_s(window, 132, MEA) == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
+    assert biased_attention_waves_s(window, 132, MEA) == pytest.approx((4.35 + 4 * 3.44) * 1e-6)
+    # 3 tiny pages: 1296 CTAs → ⌈1296 / 528⌉ = 3 waves.
+    three = AttentionCore(
+        batch=27, heads=12, q_len=196, kv_len=196, head_dim=64, kv_heads=12, bias=True, stage="vision"
+    )
+    assert biased_attention_waves_s(three, 132, MEA) == pytest.approx(3 * (4.35 + 4 * 3.44) * 1e-6)
     # Its global block (1024 tokens): 12·16 = 192 CTAs, one wave of 16 key blocks.
     glob = AttentionCore(
         batch=1, heads=12, q_len=1024, kv_len=1024, head_dim=64, kv_heads=12, bias=True, stage="vision"
     )
     assert biased_attention_waves_s(glob, 132, MEA) == pytest.approx((4.35 + 16 * 3.44) * 1e-6)
     # The roofline takes the larger of the waves and the FLOPs at the kernel's rate (6.8% of the peak, over
-    # 216 / 264 and 96 / 132 of the SMs in 128-query tiles): the waves for the windows, the rate globally.
-    roof = Roofline(H200, RooflineParams(biased_attention_efficiency=0.068), "bf16")
-    assert roof.time(window).compute_s == pytest.approx(2 * (4.35 + 4 * 3.44) * 1e-6)
+    # 648 / 660 and 96 / 132 of the SMs in 128-query tiles): the waves for 3 pages' windows, the rate globally.
+    roof = Roofline(H200, RooflineParams(biased_attention_efficiency=0.068, biased_attention_cta_us=4.35,
+                                         biased_attention_block_us=3.44), "bf16")  # fmt: skip
+    windows_rate = 4 * 27 * 12 * 196 * 196 * 64 / (989.4e12 * 0.068 * 648 / 660)
+    assert windows_rate < 3 * (4.35 + 4 * 3.44) * 1e-6
+    assert roof.time(three).compute_s == pytest.approx(3 * (4.35 + 4 * 3.44) * 1e-6)
     rate = 4 * 12 * 1024 * 1024 * 64 / (989.4e12 * 0.068 * 96 / 132)
     assert rate > (4.35 + 16 * 3.44) * 1e-6 and roof.time(glob).compute_s == pytest.approx(rate)
+
+
+def test_the_default_biased_attention_rate_is_its_full_waves() -> None:
+    # 4 CTAs per SM, each 4·64³ FLOPs per key block of biased_attention_block_us, on 132 SMs, is the rate
+    # the waves approach when full; the default efficiency must not undercut it (the rate would then set
+    # every global block instead of the waves).
+    p = RooflineParams()
+    full_waves_flops_per_s = 4 * 4 * 64**3 / (p.biased_attention_block_us * 1e-6) * 132
+    assert p.biased_attention_efficiency * 989.4e12 == pytest.approx(full_waves_flops_per_s, rel=0.01)
 
 
 def test_the_report_names_where_dense_matmuls_get_their_time() -> None:

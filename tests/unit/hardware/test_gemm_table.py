@@ -7,13 +7,17 @@ import json
 import pytest
 from attrs import evolve
 
-from llm_perf_opt.analytic.primitives import Linear
+from llm_perf_opt.analytic.primitives import Conv2d, Linear
 from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
 from llm_perf_opt.errors import UserError
 from llm_perf_opt.hardware.gemm_table import SCHEMA, GemmShape, gemm_table, parse_table
 from llm_perf_opt.hardware.table import HARDWARE_TABLE
 
 SHAPE = GemmShape(n=1024, k=4096, bias=True, rows=(64, 65, 128), us=(5.0, 6.0, 8.0))
+
+
+CONV = {"in_channels": 256, "out_channels": 512, "kernel": 3, "stride": 2, "padding": 1, "in_side": 64,
+        "bias": False, "channels_last": True, "rows": [1, 2, 4], "us": [17.0, 19.0, 33.0]}  # fmt: skip
 
 
 def _doc(**shape: object) -> dict[str, object]:
@@ -45,6 +49,9 @@ def test_table_lookup_by_shape() -> None:
         (_doc(us=[1.0]), "rows must ascend"),
         (_doc(us=[0.0, 1.0]), "one positive time each"),
         ({**_doc(), "shapes": [{"n": 8}]}, "malformed GEMM table"),
+        ({**_doc(), "convs": [{"in_channels": 8}]}, "malformed GEMM table"),
+        ({**_doc(), "convs": [{**CONV, "rows": [2, 1]}], "conv_command": "c"}, "rows must ascend"),
+        ({**_doc(), "convs": [CONV]}, "malformed GEMM table"),  # convolutions without their command
     ],
 )
 def test_malformed_tables_are_one_clear_error(doc: dict[str, object], message: str) -> None:
@@ -74,3 +81,30 @@ def test_roofline_reads_prefill_matmuls_from_the_table_only_when_asked() -> None
     # A decode-step GEMV keeps the bandwidth-bound roofline even with the table on.
     gemv = evolve(fc2, tokens=1, stage="decode")
     assert on.time(gemv).compute_s == pytest.approx(off.time(gemv).compute_s)
+
+
+def test_convolutions_are_looked_up_by_shape_and_interpolated_in_the_batch() -> None:
+    table = parse_table({**_doc(), "convs": [CONV], "conv_command": "bench_conv"}, "toy.json")
+    key = (256, 512, 3, 2, 1, 64, False)
+    assert table.conv_time_s(2, key) == pytest.approx(19e-6)
+    assert table.conv_time_s(3, key) == pytest.approx(26e-6)  # halfway between batch 2 and 4
+    assert table.conv_time_s(8, key) == pytest.approx(66e-6)  # 2 × the last batch → 2 × its time
+    assert table.conv_time_s(2, (256, 512, 3, 2, 1, 32, False)) is None  # another input side
+    assert "bench_conv" in table.source
+    assert parse_table(_doc(), "old.json").convs == {}  # a table measured before convolutions: none
+
+
+def test_roofline_times_convolutions_from_the_table() -> None:
+    # SAM's patch embedding at a base page: the packaged H200 table holds its measured cuDNN time, far above
+    # its FLOPs at the vision_conv rate (4.8 GFLOP: cuDNN runs it at ~17 TFLOP/s).
+    h200 = HARDWARE_TABLE["h200"]
+    table = gemm_table("h200", "bf16")
+    assert table is not None
+    patch = Conv2d(batch=1, in_channels=3, out_channels=768, kernel=16, stride=16, in_side=1024, bias=True,
+                   stage="vision")  # fmt: skip
+    measured = table.conv_time_s(1, (3, 768, 16, 16, 0, 1024, True))
+    assert measured is not None and measured > 10 * patch.forward_flops() / 989.4e12
+    on = Roofline(h200, RooflineParams(gemm_table=True), "bf16")
+    off = Roofline(h200, RooflineParams(gemm_table=False), "bf16")
+    assert on.time(patch).compute_s == pytest.approx(measured)
+    assert off.time(patch).compute_s < measured / 5

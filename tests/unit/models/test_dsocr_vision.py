@@ -107,3 +107,15 @@ def test_clip_position_table(tiny_model: DeepseekOCRForCausalLM) -> None:
     table = emb.position_table(10, 10)
     assert table.shape == (101, emb.position_embedding.weight.shape[1])
     assert torch.equal(table[0], emb.position_embedding.weight[0])  # CLS row kept as is
+
+
+def test_sam_residual_stream_stays_channel_major(tiny_model: DeepseekOCRForCausalLM, tiny_spec: ModelSpec) -> None:
+    # The analytic SamBlock charges a copy before each norm and strided residual adds because the patch
+    # embedding's permute leaves [B, H, W, C] with C-major memory, and every block keeps that layout.
+    sam = tiny_model.model.sam_model
+    side = tiny_spec.sam.patch_size * 4
+    with torch.no_grad():
+        x = sam.patch_embed(torch.randn(1, 3, side, side))
+        assert not x.is_contiguous() and x.permute(0, 3, 1, 2).is_contiguous()
+        y = sam.blocks[0](x)
+    assert not y.is_contiguous() and y.permute(0, 3, 1, 2).is_contiguous()
