@@ -134,6 +134,15 @@ class ExpertMLP(BaseLayer):
     touch_prob: float
     hidden: int
     inter: int
+    layer_pairs: float = 0.0
+    """Token-expert pairs of the grouped expert GEMMs this expert runs in (0: no grouped call: the fused
+    decode kernels, a shared expert). With a measured grouped table the layer's time comes from it."""
+    pair_share: float = 0.0
+    """This expert's share of those pairs: its part of the layer's measured grouped-GEMM time."""
+    experts: int = 0
+    """Routed experts of the layer (the grouped table's key, with ``hidden`` and ``inter``)."""
+    load_ratio: float = 1.0
+    """Routing skew of the layer (see :func:`expert_shares`)."""
 
     DEFAULT_CATEGORY: ClassVar[str] = MOE
     formula: ClassVar[str] = "FLOPs = 3 · 2·t·D·I, t = T·k/E; weight read p·3·D·I·w, p = 1 − (1 − k/E)^T"
@@ -264,10 +273,13 @@ class MoE(BaseLayer):
         """The routed experts: one parfor child at the uniform load, or one child per expert of a skewed spread."""
         c, t = self.dec, self.tokens
         e, k, d, i = c.n_routed_experts, c.num_experts_per_tok, c.hidden_size, c.moe_intermediate_size
-        if fused or self.load_ratio >= 1.0:
-            layer = self.sub(ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=i)
-            return [Child(name="experts", repetition="parfor", count=e, layer=layer)]
         pairs = t * k
+        grouped = {"layer_pairs": 0.0 if fused else float(pairs), "experts": e, "load_ratio": self.load_ratio}
+        if fused or self.load_ratio >= 1.0:
+            layer = self.sub(
+                ExpertMLP, tokens=t * k / e, touch_prob=p_touch, hidden=d, inter=i, pair_share=1.0 / e, **grouped
+            )
+            return [Child(name="experts", repetition="parfor", count=e, layer=layer)]
         shares = expert_shares(e, self.load_ratio)
         touch = [1.0 - (1.0 - s) ** pairs for s in shares]
         # One token's k picks are distinct experts: the floor of expected_distinct_experts, spread over all.
@@ -275,7 +287,10 @@ class MoE(BaseLayer):
         return [
             Child(
                 name=f"experts.{j}",
-                layer=self.sub(ExpertMLP, tokens=pairs * s, touch_prob=min(1.0, p * lift), hidden=d, inter=i),
+                layer=self.sub(
+                    ExpertMLP, tokens=pairs * s, touch_prob=min(1.0, p * lift), hidden=d, inter=i, pair_share=s,
+                    **grouped,
+                ),
             )
             for j, (s, p) in enumerate(zip(shares, touch, strict=True))
         ]

@@ -71,16 +71,24 @@ def sm_fill(layer: BaseLayer, sms: int | None) -> float:
 
 
 def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
-    """A dense matmul outside the decode step, or a convolution, timed from the GPU's GEMM table
-    (``roofline.gemm_table``), which holds tile choice, waves, fill and (for a convolution) cuDNN's layout
-    conversions as measured; None without a table, where it lacks the shape, or for decode-step GEMVs
-    (weight streaming, which the bandwidth term times)."""
-    if table is None or layer.stage == "decode":
+    """A dense matmul outside the decode step, a convolution or a routed expert of a grouped MoE layer timed
+    from the GPU's GEMM table (``roofline.gemm_table``), which holds tile choice, waves, fill, cuDNN's layout
+    conversions and the touched experts' weight reads as measured (an expert gets its share of pairs of the
+    layer's time); None without a table, where it lacks the shape, or for decode-step GEMVs (weight
+    streaming, which the bandwidth term times)."""
+    if table is None:
+        return None
+    if isinstance(layer, ExpertMLP):  # its share of the layer's grouped GEMMs (decode's batch > 16 too)
+        if layer.layer_pairs <= 0:
+            return None
+        whole = table.grouped_time_s(layer.layer_pairs, (layer.experts, layer.hidden, layer.inter), layer.load_ratio)
+        return None if whole is None else whole * layer.pair_share
+    if layer.stage == "decode":
         return None
     if isinstance(layer, Conv2d):
-        key = (layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding, layer.in_side,
-               layer.bias)  # fmt: skip
-        return table.conv_time_s(layer.batch, key)
+        conv = (layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding, layer.in_side,
+                layer.bias)  # fmt: skip
+        return table.conv_time_s(layer.batch, conv)
     if not isinstance(layer, Linear):
         return None
     return table.time_s(layer.tokens, layer.out_features, layer.in_features, layer.bias)

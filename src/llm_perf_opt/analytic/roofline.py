@@ -43,6 +43,7 @@ import math
 
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
+from llm_perf_opt.analytic.moe import ExpertMLP
 from llm_perf_opt.analytic.occupancy import attention_floor_s, biased_attention_waves_s, measured_gemm_s, sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore
 
@@ -167,11 +168,14 @@ class Roofline:
             eff = self.params.prefill_attention_efficiency  # causal flash over the prompt: its own rate
         else:
             eff = self.params.efficiency(layer.category)
-        measured = measured_gemm_s(layer, self.gemms)
+        official = self.params.implementation == "hf-official"  # see analytic/occupancy.py
+        # The official code's per-expert loop runs cuBLAS per expert, not the grouped GEMMs the table measured.
+        measured = None if official and isinstance(layer, ExpertMLP) else measured_gemm_s(layer, self.gemms)
+        if measured is not None and isinstance(layer, ExpertMLP):  # the table's time holds the weight reads
+            return measured, 0.0, cost.kernels * self.launch_s
         if measured is not None:  # the GPU's own time for this matmul: no efficiency, no fill
             compute = measured
         else:
-            official = self.params.implementation == "hf-official"  # see analytic/occupancy.py
             fill = 1.0 if official else sm_fill(layer, self.hardware.sms)
             compute = cost.executed_flops / (self.flops_per_s * eff * fill)
             if isinstance(layer, AttentionCore) and layer.bias:  # short sequences: CTA waves, not the rate

@@ -77,6 +77,31 @@ class ConvShape:
                 "rows": list(self.rows), "us": list(self.us)}  # fmt: skip
 
 
+GroupedKey = tuple[int, int, int]
+"""(experts, hidden, expert width) of one MoE layer's grouped expert GEMMs."""
+
+
+@frozen
+class GroupedShape:
+    """One MoE layer's grouped expert GEMMs (gate-up, SwiGLU, down) at one routing skew: ``us[i]`` per layer
+    at ``rows[i]`` token-expert pairs."""
+
+    experts: int
+    hidden: int
+    inter: int
+    """Width of one routed expert."""
+    load_ratio: float
+    """Routing skew: the j-th most loaded expert gets r^j of the top one's pairs (1 = uniform)."""
+    rows: tuple[int, ...]
+    """Token-expert pairs measured, ascending."""
+    us: tuple[float, ...]
+    """µs per layer at each pair count."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"experts": self.experts, "hidden": self.hidden, "inter": self.inter, "load_ratio": self.load_ratio,
+                "rows": list(self.rows), "us": list(self.us)}  # fmt: skip
+
+
 def _interpolate(rows: tuple[int, ...], us: tuple[float, ...], m: float) -> float | None:
     """µs at ``m``: linear between grid points, proportional beyond the last; None below the first."""
     if m < rows[0]:
@@ -101,6 +126,8 @@ class GemmTable:
     """Device, torch and CUDA versions and the command that measured the table."""
     convs: dict[ConvKey, ConvShape] = field(factory=dict)
     """Measured convolutions (empty for a table measured before they were added)."""
+    grouped: dict[GroupedKey, tuple[GroupedShape, ...]] = field(factory=dict)
+    """Measured grouped expert GEMMs per MoE shape, by ascending routing skew (empty if not measured)."""
 
     def time_s(self, m: float, n: int, k: int, bias: bool) -> float | None:
         """Seconds per call of an [m, k] × [k, n] matmul, or None when the table lacks the shape."""
@@ -117,6 +144,21 @@ class GemmTable:
         return None if us is None else us * 1e-6
 
 
+    def grouped_time_s(self, pairs: float, key: GroupedKey, load_ratio: float) -> float | None:
+        """Seconds per MoE layer of the grouped expert GEMMs at ``pairs`` token-expert pairs and skew
+        ``load_ratio`` (linear between the two measured skews around it), or None outside the table."""
+        skews = self.grouped.get(key, ())
+        if not skews or not skews[0].load_ratio <= load_ratio <= skews[-1].load_ratio:
+            return None
+        i = max(0, bisect.bisect_left([g.load_ratio for g in skews], load_ratio) - 1)
+        lo, hi = skews[i], skews[min(i + 1, len(skews) - 1)]
+        t_lo, t_hi = _interpolate(lo.rows, lo.us, pairs), _interpolate(hi.rows, hi.us, pairs)
+        if t_lo is None or t_hi is None:
+            return None
+        frac = 0.0 if hi.load_ratio == lo.load_ratio else (load_ratio - lo.load_ratio) / (hi.load_ratio - lo.load_ratio)
+        return (t_lo + frac * (t_hi - t_lo)) * 1e-6
+
+
 def _rows_and_times(item: dict[str, Any], what: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
     rows, us = tuple(int(r) for r in item["rows"]), tuple(float(u) for u in item["us"])
     if not rows or len(rows) != len(us) or list(rows) != sorted(set(rows)) or min(us) <= 0:
@@ -131,6 +173,12 @@ def _conv(item: dict[str, Any]) -> ConvShape:
     return ConvShape(key=key, channels_last=bool(item["channels_last"]), rows=rows, us=us)
 
 
+def _grouped(item: dict[str, Any]) -> GroupedShape:
+    rows, us = _rows_and_times(item, f"grouped GEMMs at skew {item.get('load_ratio')}")
+    return GroupedShape(experts=int(item["experts"]), hidden=int(item["hidden"]), inter=int(item["inter"]),
+                        load_ratio=float(item["load_ratio"]), rows=rows, us=us)  # fmt: skip
+
+
 def parse_table(data: Any, where: str) -> GemmTable:
     """A :class:`GemmTable` from the JSON document ``data`` (``where`` names it in errors)."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -142,12 +190,17 @@ def parse_table(data: Any, where: str) -> GemmTable:
             shape = GemmShape(n=int(item["n"]), k=int(item["k"]), bias=bool(item["bias"]), rows=rows, us=us)
             shapes[(shape.n, shape.k, shape.bias)] = shape
         convs = {conv.key: conv for conv in map(_conv, data.get("convs", []))}
+        grouped: dict[GroupedKey, list[GroupedShape]] = {}
+        for g in map(_grouped, data.get("grouped", [])):
+            grouped.setdefault((g.experts, g.hidden, g.inter), []).append(g)
         source = f"{data['device_name']}, torch {data['torch']}, CUDA {data['cuda']}: {data['command']}"
         if convs:
             source += f"; convolutions: {data['conv_command']}"
-        return GemmTable(
-            hardware=str(data["hardware"]), dtype=str(data["dtype"]), shapes=shapes, source=source, convs=convs
-        )
+        if grouped:
+            source += f"; grouped expert GEMMs: {data['grouped_command']}"
+        by_skew = {key: tuple(sorted(gs, key=lambda g: g.load_ratio)) for key, gs in grouped.items()}
+        return GemmTable(hardware=str(data["hardware"]), dtype=str(data["dtype"]), shapes=shapes, source=source,
+                         convs=convs, grouped=by_skew)  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{where}: malformed GEMM table ({exc})") from None
 

@@ -108,3 +108,48 @@ def test_roofline_times_convolutions_from_the_table() -> None:
     off = Roofline(h200, RooflineParams(gemm_table=False), "bf16")
     assert on.time(patch).compute_s == pytest.approx(measured)
     assert off.time(patch).compute_s < measured / 5
+
+
+def _grouped(ratio: float, us: list[float]) -> dict[str, object]:
+    return {"experts": 64, "hidden": 1280, "inter": 896, "load_ratio": ratio, "rows": [6, 12, 24], "us": us}
+
+
+def test_grouped_expert_gemms_interpolate_in_pairs_and_skew() -> None:
+    doc = {**_doc(), "grouped": [_grouped(1.0, [40.0, 60.0, 100.0]), _grouped(0.8, [20.0, 30.0, 50.0])],
+           "grouped_command": "bench_grouped"}  # fmt: skip
+    table = parse_table(doc, "toy.json")
+    key = (64, 1280, 896)
+    assert [g.load_ratio for g in table.grouped[key]] == [0.8, 1.0]  # sorted by skew whatever the file order
+    assert table.grouped_time_s(12, key, 0.8) == pytest.approx(30e-6)
+    assert table.grouped_time_s(18, key, 1.0) == pytest.approx(80e-6)  # halfway between 12 and 24 pairs
+    assert table.grouped_time_s(12, key, 0.9) == pytest.approx(45e-6)  # halfway between the two skews
+    assert table.grouped_time_s(48, key, 1.0) == pytest.approx(200e-6)  # 2 × the last pairs → 2 × its time
+    assert table.grouped_time_s(12, key, 0.7) is None  # a skew outside the measured ones
+    assert table.grouped_time_s(3, key, 0.9) is None  # below the grid
+    assert table.grouped_time_s(12, (64, 1280, 1024), 0.9) is None  # another MoE shape
+    assert "bench_grouped" in table.source
+
+
+def test_roofline_splits_a_grouped_layer_over_its_experts_by_pairs() -> None:
+    from llm_perf_opt.analytic.moe import MoE
+    from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
+
+    h200 = HARDWARE_TABLE["h200"]
+    table = gemm_table("h200", "bf16")
+    assert table is not None
+    dec = MODEL_REGISTRY["deepseek-ocr"].decoder
+    moe = MoE(tokens=283, dec=dec, load_ratio=0.85, stage="prefill")
+    experts = [c for c in moe.children() if c.name.startswith("experts")]
+    assert len(experts) == dec.n_routed_experts
+    whole = table.grouped_time_s(283 * 6, (64, 1280, 896), 0.85)
+    assert whole is not None
+    on = Roofline(h200, RooflineParams(gemm_table=True), "bf16")
+    assert sum(on.time(c.layer).total_s for c in experts) == pytest.approx(whole)
+    assert on.time(experts[0].layer).total_s > on.time(experts[-1].layer).total_s  # the busiest expert's share
+    # The official code's per-expert loop is no grouped call: the roofline keeps its own model there.
+    official = Roofline(h200, RooflineParams(gemm_table=True, implementation="hf-official"), "bf16")
+    assert sum(official.time(c.layer).total_s for c in experts) != pytest.approx(whole)
+    # The graph decode step's fused kernels (≤ 96 pairs) are not grouped GEMMs either.
+    step = MoE(tokens=1, dec=dec, load_ratio=0.85, graph_step=True, stage="decode")
+    fused = [c.layer for c in step.children() if c.name.startswith("experts")]
+    assert all(getattr(x, "layer_pairs", 1) == 0 for x in fused)
