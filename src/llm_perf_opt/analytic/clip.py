@@ -13,7 +13,7 @@ from attrs import frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Child
 from llm_perf_opt.analytic.primitives import AttentionCore, Elementwise, LayerNorm, Linear, UnusedWeights
-from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, residual
+from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, code_extra, residual
 from llm_perf_opt.specs.model_spec import ClipSpec
 
 
@@ -133,12 +133,15 @@ class ClipEncoder(BaseLayer):
     batch: int
     grid: int
     clip: ClipSpec
+    extra_kernels: int = 0
+    """Kernels the running code issues per call beyond this tree (0 for ours; the official code's casts)."""
 
     formula: ClassVar[str] = "embeddings + pre_layrnorm + num_layers × ClipLayer over L = g² + 1 tokens"
 
     def build_children(self) -> tuple[Child, ...]:
         c, b = self.clip, self.batch
         seq = self.grid**2 + 1
+        extra = (Child(name="code_extra", layer=code_extra(self, self.extra_kernels)),) if self.extra_kernels else ()
         return (
             Child(name="embeddings", layer=self.sub(ClipEmbeddings, batch=b, grid=self.grid, clip=c)),
             Child(name="pre_layrnorm", layer=self.sub(LayerNorm, tokens=b * seq, dim=c.width)),
@@ -148,4 +151,5 @@ class ClipEncoder(BaseLayer):
                 count=c.num_layers,
                 layer=self.sub(ClipLayer, batch=b, seq=seq, clip=c),
             ),
+            *extra,
         )

@@ -83,6 +83,10 @@ class Implementation:
     """Host synchronisations of the generate loop per step (EOS / stopping check)."""
     ngram_size: int = 0
     """``no_repeat_ngram_size`` its generate call uses (0: no n-gram ban; the official ``infer()``: 20)."""
+    sam_extra_kernels: int = 0
+    """Kernels per SAM call beyond the analytic SAM tree (ours: 0, the tree follows our code)."""
+    clip_extra_kernels: int = 0
+    """Kernels per CLIP call beyond the analytic CLIP tree (ours: 0)."""
 
 
 OURS = Implementation(
@@ -137,6 +141,14 @@ HF_OFFICIAL = Implementation(
     syncs_per_moe_layer=1,
     loop_syncs=1,
     ngram_size=20,
+    # Vision runs the same layers with more kernels: the H200 operator tables of one tiny page
+    # (docs/official/h200/operators/tiny-b1-n64 against docs/validation/h200/prefill-ops/ops-tiny-b1) count
+    # 684 kernel-launching operator calls per SAM call against our 446 (+130 copies: autocast casts around
+    # every norm and attention; the neck's hand-written LayerNorm2d: mean, sub, pow, mean, +eps, sqrt, div,
+    # mul, add; +48 aranges of the rel-pos index) and 420 per CLIP call against 297 (+170 casts, fused
+    # quick-GELU casts instead of mul + sigmoid + mul). Gundam's two passes: 667 and 418 per call.
+    sam_extra_kernels=684 - 446,
+    clip_extra_kernels=420 - 297,
 )
 
 NGRAM_US_PER_TUPLE = 1.27

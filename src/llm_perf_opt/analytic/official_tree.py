@@ -124,9 +124,11 @@ def official_stages(
 ) -> dict[str, BaseLayer]:
     """``stages`` of ours turned into the hf-official code's: prefill and decode get the overheads.
 
-    Vision and projector run the same operators in both. Kernel differences are the official
-    counts (:func:`layer_kernels`) minus the layer tree's own; host syncs are not a layer-tree
-    quantity (see :func:`decode_step_syncs`, :func:`decode_step_host_ms`). Decode is eager.
+    Vision runs the same layers with the official code's extra kernels per SAM and CLIP call
+    (``HF_OFFICIAL.sam_extra_kernels``, ``clip_extra_kernels``); the projector the same operators.
+    Decoder kernel differences are the official counts (:func:`layer_kernels`) minus the layer tree's own;
+    host syncs are not a layer-tree quantity (see :func:`decode_step_syncs`, :func:`decode_step_host_ms`).
+    Decode is eager.
     """
     dec, b, p = spec.decoder, workload.batch_size, workload.prefill_tokens
     prefill_base = stages["prefill"]
@@ -184,7 +186,10 @@ def official_stages(
     )
     # DeepseekOCRModel.forward loops over the pages: each one's SAM, CLIP and projector run at batch 1.
     one = stages if b == 1 else build_stages(spec, evolve(workload, batch_size=1), precision, "eager")
-    vision = OfficialPages(page=one["vision"], pages=b, stage="vision", prec=precision)
+    page = one["vision"]
+    if isinstance(page, VisionStage):  # the same layers with the official code's extra casts
+        page = evolve(page, extra_kernels=(HF_OFFICIAL.sam_extra_kernels, HF_OFFICIAL.clip_extra_kernels))
+    vision = OfficialPages(page=page, pages=b, stage="vision", prec=precision)
     projector = OfficialPages(page=one["projector"], pages=b, stage="projector", prec=precision)
     return {**stages, "vision": vision, "projector": projector, "prefill": prefill, "decode": decode}
 

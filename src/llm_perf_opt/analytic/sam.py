@@ -225,6 +225,15 @@ def residual(layer: BaseLayer, elements: int, *, strided: bool = False) -> Eleme
     )
 
 
+def code_extra(layer: BaseLayer, kernels: int) -> Elementwise:
+    """Kernels another implementation's code issues beyond the tree (no FLOPs, negligible bytes): the
+    official code's autocast casts and hand-written norms (``implementations.OFFICIAL_*_EXTRA_KERNELS``)."""
+    return layer.sub(
+        Elementwise, label="code's extra kernels (casts)", elements=0, flops_per_element=0.0, kernels=kernels,
+        op_category=EW,
+    )  # fmt: skip
+
+
 def stream_copy(layer: BaseLayer, elements: int) -> Elementwise:
     """The copy a LayerNorm makes of SAM's residual stream before it normalises: the patch embedding's
     output is [B, C, H, W] in memory seen as [B, H, W, C] (the official ``permute(0, 2, 3, 1)``), and every
@@ -327,6 +336,8 @@ class SamEncoder(BaseLayer):
     batch: int
     view: int
     sam: SamSpec
+    extra_kernels: int = 0
+    """Kernels the running code issues per call beyond this tree (0 for ours; the official code's casts)."""
 
     formula: ClassVar[str] = "patch conv 2·B·G²·W·3·16² + blocks + neck (1×1, 3×3 convs) + net_2/net_3 (3×3 stride 2)"
 
@@ -408,4 +419,6 @@ class SamEncoder(BaseLayer):
                 ),
             ),
         ]
+        if self.extra_kernels:
+            kids.append(Child(name="code_extra", layer=code_extra(self, self.extra_kernels)))
         return tuple(kids)

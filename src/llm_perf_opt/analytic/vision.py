@@ -35,14 +35,23 @@ class VisionPass(BaseLayer):
     view: int
     sam: SamSpec
     clip: ClipSpec
+    extra_kernels: tuple[int, int] = (0, 0)
+    """Kernels the running code issues per SAM and per CLIP call beyond the trees (see :class:`VisionStage`)."""
 
     formula: ClassVar[str] = "SamEncoder(B, V) + ClipEncoder(B, g = V/64)"
 
     def build_children(self) -> tuple[Child, ...]:
         g = self.sam.out_grid(self.view)
+        sam_x, clip_x = self.extra_kernels
         return (
-            Child(name="sam_model", layer=self.sub(SamEncoder, batch=self.batch, view=self.view, sam=self.sam)),
-            Child(name="vision_model", layer=self.sub(ClipEncoder, batch=self.batch, grid=g, clip=self.clip)),
+            Child(
+                name="sam_model",
+                layer=self.sub(SamEncoder, batch=self.batch, view=self.view, sam=self.sam, extra_kernels=sam_x),
+            ),
+            Child(
+                name="vision_model",
+                layer=self.sub(ClipEncoder, batch=self.batch, grid=g, clip=self.clip, extra_kernels=clip_x),
+            ),
         )
 
 
@@ -57,6 +66,9 @@ class VisionStage(BaseLayer):
     passes: tuple[tuple[int, int], ...]
     sam: SamSpec
     clip: ClipSpec
+    extra_kernels: tuple[int, int] = (0, 0)
+    """Kernels the running code issues per SAM and per CLIP call beyond the layer trees: (0, 0) for ours,
+    the official code's autocast casts and hand-written norms for ``hf-official``."""
 
     formula: ClassVar[str] = "Σ over passes VisionPass(batch = views of that size × pages, view)"
 
@@ -72,7 +84,9 @@ class VisionStage(BaseLayer):
             Child(
                 name=f"pass@{view}",
                 shared_state=i > 0,
-                layer=self.sub(VisionPass, batch=n, view=view, sam=self.sam, clip=self.clip),
+                layer=self.sub(
+                    VisionPass, batch=n, view=view, sam=self.sam, clip=self.clip, extra_kernels=self.extra_kernels
+                ),
             )
             for i, (view, n) in enumerate(self.passes)
         )

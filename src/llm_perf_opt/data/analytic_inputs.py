@@ -157,18 +157,18 @@ class RooflineParams:
     census, ``moe_expert_load_ratio`` in metrics.json) and a calibration from that run uses it: random
     weights route at 0.84–0.86 on DeepSeek-OCR (23–50 of 64 experts per layer get tokens)."""
     gemm_table: bool = True
-    """Time the dense matmuls outside the decode step, the convolutions and the grouped expert GEMMs of the
-    MoE from the GPU's measured GEMM table (``hardware/gemm_tables/<id>-<dtype>.json``;
-    ``benchmarks/bench_gemm_table.py``, ``bench_conv_table.py``, ``bench_grouped_table.py``) where it has
-    the shape, instead of the roofline with SM fill (analytic/occupancy.py; a GPU without a table keeps the
-    roofline; the official code's per-expert loop keeps it too). The grouped GEMMs are read per MoE layer
-    at its token-expert pairs and routing skew (``expert_load_ratio``) and split over its experts by pairs:
-    on the H200 the decoder part of prefill was then within −4.5% to +6.1% uncalibrated at every validation
-    workload of both sets, where the per-expert roofline was 8–17% low from base-size prompts up. On by default: on the H200 the table's times match the GEMMs of the operator tables (CLIP at
-    base batch 8: 2.03 ms against 1.98 measured; SAM at a tiny page 0.47 against 0.48; the projector's
-    linear 6.9–7.2 µs at 64–256 rows against 7) where the fill model, charging 128-row tiles, gave 2.87 ms,
-    0.54 ms and 11.3 µs. It was off while CLIP's attention was held at one CTA's latency at every batch:
-    the fill model's excess hid that error, so the table alone made batch-8 CLIP 13% fast
+    """Time the dense matmuls outside the decode step, the convolutions and the grouped expert GEMMs of the MoE from
+    the GPU's measured GEMM table (``hardware/gemm_tables/<id>-<dtype>.json``; ``benchmarks/bench_gemm_table.py``,
+    ``bench_conv_table.py``, ``bench_grouped_table.py``) where it has the shape, instead of the roofline with SM
+    fill (analytic/occupancy.py; a GPU without a table keeps the roofline; the official code's per-expert loop keeps
+    it too). The grouped GEMMs are read per MoE layer at its token-expert pairs and routing skew
+    (``expert_load_ratio``) and split over its experts by pairs: on the H200 the decoder part of prefill was then
+    within −4.5% to +6.1% uncalibrated at every validation workload of both sets, where the per-expert roofline was
+    8–17% low from base-size prompts up. On by default: on the H200 the table's times match the GEMMs of the
+    operator tables (CLIP at base batch 8: 2.03 ms against 1.98 measured; SAM at a tiny page 0.47 against 0.48; the
+    projector's linear 6.9–7.2 µs at 64–256 rows against 7) where the fill model, charging 128-row tiles, gave 2.87
+    ms, 0.54 ms and 11.3 µs. It was off while CLIP's attention was held at one CTA's latency at every batch: the
+    fill model's excess hid that error, so the table alone made batch-8 CLIP 13% fast
     (docs/validation/h200/NOTES.md). A what-if key (``roofline.gemm_table``) for comparing the two."""
     execution: str = field(default="graph", validator=_one_of(EXECUTIONS))
     """How decode steps reach the GPU: ``graph`` (captured CUDA graphs, the default: each kernel costs
