@@ -7,6 +7,8 @@ and the largest deviation) and, on the runs both sets hold out, each set's cells
 
     python scripts/compare_validation_sets.py docs/validation/h200/validation.json \
         docs/validation/h200/rerun-session8/validation.json --execution graph
+    python scripts/compare_validation_sets.py docs/official/h200/validation/validation.json \
+        docs/official/h200/validation-set2/validation.json --execution hf-official
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("set_a", type=Path, help="validation.json of the first set (A)")
     ap.add_argument("set_b", type=Path, help="validation.json of the second set (B)")
-    ap.add_argument("--execution", default="graph", choices=("graph", "eager"))
+    ap.add_argument("--execution", default="graph", choices=("graph", "eager", "hf-official"),
+                    help="which table of the two files: our model's graph or eager runs, or the official code's")
     args = ap.parse_args(argv)
     a, b = load_rows(args.set_a, args.execution), load_rows(args.set_b, args.execution)
     print("\n".join(compare(a, b)))

@@ -170,8 +170,8 @@ def test_official_vision_runs_our_layers_with_its_extra_casts_per_encoder_call()
         official = build_implementation_stages(SPEC, w, BF16, "eager", "hf-official", 1.0)["vision"]
         # The official page loop runs every page's passes at batch 1: B pages × passes × (238 + 123) more.
         b = w.batch_size
-        one = build_implementation_stages(SPEC, Workload(profile_id="1", mode=w.mode, page_size=w.page_size,
-                                                         batch_size=1), BF16, "eager", "ours", 1.0)["vision"]  # fmt: skip
+        page = Workload(profile_id="1", mode=w.mode, page_size=w.page_size, batch_size=1)
+        one = build_implementation_stages(SPEC, page, BF16, "eager", "ours", 1.0)["vision"]
         assert official.kernel_launches() == b * (one.kernel_launches() + passes * (238 + 123))
         assert official.forward_flops() == pytest.approx(b * one.forward_flops())
         assert ours.forward_flops() == pytest.approx(official.forward_flops())
