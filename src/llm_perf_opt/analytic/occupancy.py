@@ -96,11 +96,12 @@ def measured_gemm_s(layer: BaseLayer, table: GemmTable | None) -> float | None:
 
 def gemm_source(hardware_id: str, dtype: str, params: RooflineParams) -> str:
     """One sentence for a report: where the dense matmuls outside the decode step get their time."""
+    what = "Dense matmuls outside decode, convolutions and grouped expert GEMMs"
     if params.gemm_table and gemm_table(hardware_id, dtype) is not None:
-        return (f"Dense matmuls outside decode and convolutions are timed from the measured GEMM table "
-                f"gemm_tables/{hardware_id}-{dtype}.json where it holds the shape (roofline.gemm_table).")
+        return (f"{what} are timed from the measured GEMM table gemm_tables/{hardware_id}-{dtype}.json where it "
+                "holds the shape (roofline.gemm_table).")
     why = "roofline.gemm_table is off" if params.gemm_table is False else f"no GEMM table is measured for {hardware_id}"
-    return f"Dense matmuls outside decode and convolutions follow the roofline with SM fill ({why})."
+    return f"{what} follow the roofline with SM fill ({why})."
 
 
 def biased_attention_waves_s(layer: AttentionCore, sms: int | None, params: RooflineParams) -> float:
