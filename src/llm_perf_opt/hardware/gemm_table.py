@@ -1,5 +1,5 @@
-"""Measured dense-matmul and convolution times of one GPU (``gemm_tables/<hardware>-<dtype>.json``), interpolated
-in the row count (matmuls) or the batch (convolutions).
+"""Measured dense-matmul, convolution and grouped expert GEMM times of one GPU
+(``gemm_tables/<hardware>-<dtype>.json``), interpolated in the row count, the batch or the token-expert pairs.
 
 Small matmuls do not follow a roofline: which tiles, split-K and waves the library picks for them
 sets their time. A table measured once per GPU by ``benchmarks/bench_gemm_table.py`` gives µs per
@@ -10,7 +10,9 @@ table lacks, or a GPU without a table, gets None and the caller keeps its roofli
 The convolutions (SAM's patch embedding, neck and compressor; ``benchmarks/bench_conv_table.py``) are
 listed per (C_in, C_out, k, stride, padding, input side, bias) over a grid of batch sizes: cuDNN's
 kernel choice, the weight's layout conversion and the input's layout set their time, which runs at
-28–72 TFLOP/s in the H200 operator tables where a matmul of the same FLOPs reaches 600.
+28–72 TFLOP/s in the H200 operator tables where a matmul of the same FLOPs reaches 600. The MoE's grouped
+expert GEMMs (``benchmarks/bench_grouped_table.py``) are listed per (experts, hidden, expert width) and routing
+skew, µs per layer over token-expert pairs; a skew between two measured ones is interpolated linearly.
 
 Pure Python (json): the analytic model uses it without torch.
 """
@@ -142,7 +144,6 @@ class GemmTable:
         shape = self.convs.get(key)
         us = None if shape is None else _interpolate(shape.rows, shape.us, batch)
         return None if us is None else us * 1e-6
-
 
     def grouped_time_s(self, pairs: float, key: GroupedKey, load_ratio: float) -> float | None:
         """Seconds per MoE layer of the grouped expert GEMMs at ``pairs`` token-expert pairs and skew
