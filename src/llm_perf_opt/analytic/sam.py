@@ -226,8 +226,8 @@ def residual(layer: BaseLayer, elements: int, *, strided: bool = False) -> Eleme
 
 
 def code_extra(layer: BaseLayer, kernels: int) -> Elementwise:
-    """Kernels another implementation's code issues beyond the tree (no FLOPs, negligible bytes): the
-    official code's autocast casts and hand-written norms (``implementations.OFFICIAL_*_EXTRA_KERNELS``)."""
+    """Kernels another implementation's code issues beyond the tree (no FLOPs, negligible bytes): the official
+    code's autocast casts and hand-written norms (``HF_OFFICIAL.sam_extra_kernels``, ``clip_extra_kernels``)."""
     return layer.sub(
         Elementwise, label="code's extra kernels (casts)", elements=0, flops_per_element=0.0, kernels=kernels,
         op_category=EW,
