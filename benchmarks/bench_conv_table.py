@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_gemm_table import graph_us, weight_copies
+from bench_gemm_table import graph_us, read_table, weight_copies, write_table
 
 from llm_perf_opt.analytic.api import build_layer_tree
 from llm_perf_opt.analytic.primitives import Conv2d
 from llm_perf_opt.analytic.report_tree import walk
-from llm_perf_opt.hardware.gemm_table import SCHEMA, ConvKey, ConvShape
+from llm_perf_opt.hardware.gemm_table import ConvKey, ConvShape
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
 from llm_perf_opt.specs.workload import Workload
 
@@ -93,12 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write (the table with its convs)")
     ap.add_argument("--budget-s", type=float, default=120.0, help="stop measuring new shapes after this long")
     args = ap.parse_args(argv)
+    table = read_table(args.table, "bench_conv_table")
+    if table is None:
+        return 2
     if not torch.cuda.is_available():
         print("bench_conv_table: needs a CUDA GPU")
-        return 2
-    table = json.loads(args.table.read_text())
-    if table.get("schema") != SCHEMA:
-        print(f"bench_conv_table: {args.table} is not a GEMM table")
         return 2
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[table["dtype"]]
     props = torch.cuda.get_device_properties(0)
@@ -120,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
     )
     table["conv_command"] = f"python benchmarks/bench_conv_table.py --table {args.table} --out {args.out}"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(table, indent=1) + "\n")
-    print(f"wrote {args.out}: {len(convs)} convolutions in {time.perf_counter() - started:.0f} s")
+    write_table(table, args.out, f"{len(convs)} convolutions", started)
     return 0
 
 

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from llm_perf_opt.analytic.api import build_layer_tree
 from llm_perf_opt.analytic.base import BaseLayer
 from llm_perf_opt.analytic.primitives import Linear
-from llm_perf_opt.hardware.gemm_table import SCHEMA, GemmShape
+from llm_perf_opt.errors import UserError
+from llm_perf_opt.hardware.gemm_table import SCHEMA, GemmShape, parse_table
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
 from llm_perf_opt.specs.workload import Workload
 
@@ -123,6 +124,26 @@ def time_linear(m: int, n: int, k: int, bias: bool, dtype: torch.dtype, l2_bytes
     return graph_us([functools.partial(F.linear, x, w, b) for w, b in zip(ws, bs, strict=True)])
 
 
+def read_table(path: Path, script: str) -> dict[str, Any] | None:
+    """The GEMM table at ``path`` that a benchmark adds its section to, or None after one line saying why not."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        parse_table(table, str(path))
+    except (OSError, ValueError, UserError) as exc:
+        print(f"{script}: {path}: no usable GEMM table ({exc})")
+        return None
+    return dict(table)
+
+
+def write_table(table: dict[str, Any], out: Path, what: str, started: float) -> None:
+    """Write ``table`` to ``out`` whole (a temporary file renamed over it) and say what it holds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}: {what} in {time.perf_counter() - started:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write (a gemm table)")
@@ -161,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/bench_gemm_table.py --out " + str(args.out),
         "shapes": shapes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(table, indent=1) + "\n")
-    print(f"wrote {args.out}: {len(shapes)} shapes in {time.perf_counter() - started:.0f} s")
+    write_table(table, args.out, f"{len(shapes)} shapes", started)
     return 0
 
 

@@ -3,7 +3,7 @@
 Why: the prefill's routed experts run as two grouped GEMMs (``torch._grouped_mm``) with the SwiGLU
 between them, and their time does not follow the per-expert roofline: the H200 operator tables give
 0.93 / 1.28 / 1.81 ms per prefill at 83 / 283 / 913 prompt tokens (11 MoE layers) where the model had
-1.14 / 1.20 / 1.38 — CUTLASS's tile shapes, its scheduling of many small groups and the weight reads
+1.14 / 1.20 / 1.38 (uniform routing) — CUTLASS's tile shapes, its scheduling of many small groups and the weight reads
 of the touched experts set it. The analytic model reads it from this table instead, as it does dense
 matmuls and convolutions (kernel-database style), and splits a layer's time over its experts by pairs.
 
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_gemm_table import graph_us
+from bench_gemm_table import graph_us, read_table, write_table
 
 from llm_perf_opt.analytic.moe import expert_shares
-from llm_perf_opt.hardware.gemm_table import SCHEMA, GroupedShape
+from llm_perf_opt.hardware.gemm_table import GroupedShape
 from llm_perf_opt.specs.model_spec import MODEL_REGISTRY
 
 RATIOS = (0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
@@ -86,12 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write (the table with its grouped)")
     ap.add_argument("--budget-s", type=float, default=120.0, help="stop measuring new skews after this long")
     args = ap.parse_args(argv)
+    table = read_table(args.table, "bench_grouped_table")
+    if table is None:
+        return 2
     if not torch.cuda.is_available() or not hasattr(torch, "_grouped_mm"):
         print("bench_grouped_table: needs a CUDA GPU and torch._grouped_mm")
-        return 2
-    table = json.loads(args.table.read_text())
-    if table.get("schema") != SCHEMA:
-        print(f"bench_grouped_table: {args.table} is not a GEMM table")
         return 2
     dec = MODEL_REGISTRY["deepseek-ocr"].decoder
     e, d, i, k = dec.n_routed_experts, dec.hidden_size, dec.moe_intermediate_size, dec.num_experts_per_tok
@@ -111,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         f"python benchmarks/bench_grouped_table.py --table {args.table} --out {args.out} "
         f"({torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda})"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(table, indent=1) + "\n")
-    print(f"wrote {args.out}: {len(grouped)} skews in {time.perf_counter() - started:.0f} s")
+    write_table(table, args.out, f"{len(grouped)} skews", started)
     return 0
 
 

@@ -20,12 +20,8 @@ timeout 200 "$PY" benchmarks/bench_conv_table.py --table src/llm_perf_opt/hardwa
 echo "rc=$?"
 
 for spec in "large 8" "tiny 8" "small 1"; do
-  set -- $spec
-  step "operator profile: $1 batch $2 (eager, torch profiler)"
-  timeout 120 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode "$1" \
-    --batch-size "$2" --max-new-tokens 2 --repeats 1 --decode-mode eager --top-k 40 \
-    --output-dir "$RUNS/ops-$1-b$2" --run-id "ops-$1-b$2" --quiet >/dev/null
-  echo "rc=$?"
+  # shellcheck disable=SC2086
+  operator_profile $spec
   pack
 done
 

@@ -23,12 +23,8 @@ pack
 
 if [ -n "${PROFILES:-}" ]; then  # operator tables of eager vision + prefill: the kernels the graphs replay
   for spec in "base 1" "gundam 1" "tiny 1" "base 4"; do
-    set -- $spec
-    step "operator profile: $1 batch $2 (eager, torch profiler)"
-    timeout 120 "$PY" -m llm_perf_opt profile --model deepseek-ocr --weights random --dtype bf16 --mode "$1" \
-      --batch-size "$2" --max-new-tokens 2 --repeats 1 --decode-mode eager --top-k 40 \
-      --output-dir "$RUNS/ops-$1-b$2" --run-id "ops-$1-b$2" --quiet >/dev/null
-    echo "rc=$?"
+    # shellcheck disable=SC2086
+    operator_profile $spec
   done
   pack
 fi

@@ -13,7 +13,8 @@ from attrs import frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Child
 from llm_perf_opt.analytic.primitives import AttentionCore, Elementwise, LayerNorm, Linear, UnusedWeights
-from llm_perf_opt.analytic.sam import VA, PositionAdd, VisionMLP, code_extra, residual
+from llm_perf_opt.analytic.sam import PositionAdd, VisionMLP
+from llm_perf_opt.analytic.vision_ops import VA, code_extra, residual
 from llm_perf_opt.specs.model_spec import ClipSpec
 
 

@@ -39,13 +39,12 @@ step index, so Σ_j max(c_j, m_j) splits at the crossover into two arithmetic se
 
 from __future__ import annotations
 
-import math
-
 from llm_perf_opt.analytic.base import BaseLayer, Cost, Swept
 from llm_perf_opt.analytic.eager import EMPTY, Span, leaf_span
 from llm_perf_opt.analytic.moe import ExpertMLP
 from llm_perf_opt.analytic.occupancy import attention_floor_s, biased_attention_waves_s, measured_gemm_s, sm_fill
 from llm_perf_opt.analytic.primitives import AttentionCore
+from llm_perf_opt.analytic.series import sum_max_affine, sum_max_lines
 
 # RooflineParams is recorded in reports, so it is declared in data (below analytic); re-exported here.
 from llm_perf_opt.data.analytic_inputs import CATEGORY_IDS as CATEGORY_IDS
@@ -96,38 +95,6 @@ def peak_rates(hardware: HardwareSpec, params: RooflineParams, compute_dtype: st
         if hardware.achievable_bandwidth_tbs:
             bw = hardware.achievable_bandwidth_tbs * 1e12
     return flops, bw
-
-
-def _sum_max_affine(c0: float, c1: float, m0: float, m1: float, n: int) -> tuple[float, float]:
-    """Σ_{j<n} max(c_j, m_j) split as (sum where compute wins, sum where memory wins), for c_j and m_j
-    affine in j with c_0 = c0, c_{n−1} = c1 (same for m): :func:`_sum_max_lines` over j = 0 … n − 1."""
-    dc, dm = ((c1 - c0) / (n - 1), (m1 - m0) / (n - 1)) if n > 1 else (0.0, 0.0)
-    return _sum_max_lines(c0, dc, m0, dm, 0, n - 1)
-
-
-def _sum_max_lines(a0: float, da: float, b0: float, db: float, lo: int, hi: int) -> tuple[float, float]:
-    """Σ_{j=lo}^{hi} max(a0 + da·j, b0 + db·j) split as (sum where a wins, sum where b wins)."""
-    if hi < lo:
-        return 0.0, 0.0
-
-    def series(x0: float, dx: float, first: int, last: int) -> float:
-        if last < first:
-            return 0.0
-        cnt = last - first + 1
-        return cnt * x0 + dx * (first + last) * cnt / 2
-
-    d0, dd = a0 - b0, da - db  # a_j − b_j = d0 + dd·j
-    if dd == 0:
-        a_lo, a_hi = (lo, hi) if d0 >= 0 else (lo, lo - 1)
-    elif dd > 0:  # a wins for j ≥ −d0/dd
-        a_lo, a_hi = max(lo, math.ceil(-d0 / dd - 1e-12)), hi
-    else:  # a wins for j ≤ −d0/dd
-        a_lo, a_hi = lo, min(hi, math.floor(-d0 / dd + 1e-12))
-    if a_hi < a_lo:
-        return 0.0, series(b0, db, lo, hi)
-    a_sum = series(a0, da, a_lo, a_hi)
-    b_sum = series(b0, db, lo, a_lo - 1) + series(b0, db, a_hi + 1, hi)
-    return a_sum, b_sum
 
 
 def _host_work(layer: BaseLayer) -> float:
@@ -206,7 +173,7 @@ class Roofline:
             c0, m0, _ = self._terms(layer.first, layer.first.cost())
             c1, m1, _ = self._terms(layer.last, layer.last.cost())
             m0, m1 = m0 / spread, m1 / spread
-            comp_sum, mem_sum = _sum_max_affine(c0, c1, m0, m1, layer.steps)
+            comp_sum, mem_sum = sum_max_affine(c0, c1, m0, m1, layer.steps)
             t.compute_s, t.memory_s = (c0 + c1) / 2, (m0 + m1) / 2
             work, comp_share = (comp_sum + mem_sum) / layer.steps, comp_sum / (comp_sum + mem_sum or 1.0)
             kernels = layer.first.cost().kernels
@@ -254,7 +221,7 @@ class Roofline:
             c0, m0, k0 = self._terms(layer.first, layer.first.cost())
             c1, m1, k1 = self._terms(layer.last, layer.last.cost())
             n = layer.steps
-            comp_sum, mem_sum = _sum_max_affine(c0, c1, m0, m1, n)
+            comp_sum, mem_sum = sum_max_affine(c0, c1, m0, m1, n)
             t.compute_s, t.memory_s, t.launch_s = (c0 + c1) / 2, (m0 + m1) / 2, (k0 + k1) / 2
             t.host_s = layer.first.cost().kernels * self._issue_s(layer.first, self.host_s)  # per step
             t.host_s += (_host_work(layer.first) + _host_work(layer.last)) / 2  # affine in the step: exact mean
@@ -386,7 +353,7 @@ class Roofline:
             # first and last step (exact while no kernel changes bound in between).
             n, host = layer.steps, gpu.host_s
             g0, g1 = self.time(layer.first).total_s, self.time(layer.last).total_s
-            gpu_sum, host_sum = _sum_max_lines(g0, (g1 - g0) / (n - 1), host, 0.0, 0, n - 1)
+            gpu_sum, host_sum = sum_max_lines(g0, (g1 - g0) / (n - 1), host, 0.0, 0, n - 1)
             total, host_part = (gpu_sum + host_sum) / n, host_sum / n
         else:
             total, host_part = max(gpu.total_s, gpu.host_s), (gpu.host_s if gpu.host_s > gpu.total_s else 0.0)

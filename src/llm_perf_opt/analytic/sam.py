@@ -16,9 +16,8 @@ from attrs import frozen
 
 from llm_perf_opt.analytic.base import BaseLayer, Child, Cost
 from llm_perf_opt.analytic.primitives import AttentionCore, Conv2d, Elementwise, LayerNorm, LayerNorm2d, Linear
+from llm_perf_opt.analytic.vision_ops import EW, VA, VM, code_extra, head_merge, residual, stream_copy
 from llm_perf_opt.specs.model_spec import SamSpec
-
-VA, VM, EW = "vision_attention", "vision_mlp", "elementwise"
 
 
 @frozen(kw_only=True, cache_hash=True)
@@ -216,44 +215,6 @@ class VisionMLP(BaseLayer):
                 name="fc2", layer=self.sub(Linear, tokens=t, in_features=hid, out_features=w, bias=True, op_category=VM)
             ),
         )
-
-
-def residual(layer: BaseLayer, elements: int, *, strided: bool = False) -> Elementwise:
-    """``strided``: one operand is SAM's channel-major residual stream, so the add runs as a strided kernel."""
-    return layer.sub(
-        Elementwise, label="residual add", elements=elements, reads=2, op_category=EW, transposing=strided
-    )
-
-
-def code_extra(layer: BaseLayer, kernels: int) -> Elementwise:
-    """Kernels another implementation's code issues beyond the tree (no FLOPs, negligible bytes): the official
-    code's autocast casts and hand-written norms (``HF_OFFICIAL.sam_extra_kernels``, ``clip_extra_kernels``)."""
-    return layer.sub(
-        Elementwise, label="code's extra kernels (casts)", elements=0, flops_per_element=0.0, kernels=kernels,
-        op_category=EW,
-    )  # fmt: skip
-
-
-def stream_copy(layer: BaseLayer, elements: int) -> Elementwise:
-    """The copy a LayerNorm makes of SAM's residual stream before it normalises: the patch embedding's
-    output is [B, C, H, W] in memory seen as [B, H, W, C] (the official ``permute(0, 2, 3, 1)``), and every
-    add keeps that layout, so each of the block's two norms first copies it to contiguous (H200,
-    benchmarks/bench_sam_ops.py: 32 copies of [B, H, W, 768] per pass at 0.56–0.71 TB/s)."""
-    return layer.sub(
-        Elementwise,
-        label="residual stream to contiguous (copy)",
-        elements=elements,
-        flops_per_element=0.0,
-        op_category=EW,
-        transposing=True,
-    )
-
-
-def head_merge(layer: BaseLayer, elements: int) -> Elementwise:
-    """The copy that permutes a vision attention's heads back to [tokens, width] (SAM and CLIP alike)."""
-    return layer.sub(
-        Elementwise, label="permute heads back (copy)", elements=elements, flops_per_element=0.0, op_category=VA
-    )
 
 
 @frozen(kw_only=True, cache_hash=True)

@@ -285,8 +285,8 @@ class RooflineParams:
     broadcast_bandwidth_efficiency: float = field(default=0.166, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by a broadcasting add that writes a large tensor (SAM's
     bias = rel_h[..., None] + rel_w[..., None, :]). 0.166 on the H200: that add writes 8–2949 MB at
-    0.68–0.80 TB/s of 4.8 in benchmarks/bench_sam_ops.py (docs/validation/h200/bench/sam_ops.jsonl; 0.80
-    from 61 MB up); 0.136 before, when the residual adds beside it in the operator tables were charged at
+    0.68–0.80 TB/s of 4.8 in benchmarks/bench_sam_ops.py (docs/validation/h200/bench/sam_ops.jsonl;
+    0.78–0.80 from 61 MB up); 0.136 before, when the residual adds beside it in the operator tables were charged at
     full bandwidth instead of the strided rate they run at."""
 
     transpose_bandwidth_efficiency: float = field(default=0.20, converter=float, validator=_check_fraction)
@@ -295,8 +295,8 @@ class RooflineParams:
     0.20 on the H200: alone, back to back, it took 57.6 µs for 56.1 MB (Gundam A4 batch 8) and 30.0 µs for
     26.2 MB (large batch 8), 0.97 and 0.87 TB/s of 4.8 (``benchmarks/bench_stage_launch.py``,
     docs/validation/h200/bench/stage_launch.jsonl). SAM's channel-major residual stream runs at the same
-    kind of rate: its strided residual adds at 0.80–0.89 TB/s and the copies before its LayerNorms at
-    0.56–0.71 TB/s (``benchmarks/bench_sam_ops.py``, docs/validation/h200/bench/sam_ops.jsonl)."""
+    kind of rate: its strided residual adds at 0.61–0.89 TB/s and the copies before its LayerNorms at
+    0.55–0.74 TB/s (``benchmarks/bench_sam_ops.py``, docs/validation/h200/bench/sam_ops.jsonl)."""
     elementwise_bandwidth_efficiency: float = field(default=0.40, converter=float, validator=_check_fraction)
     """Fraction of the DRAM bandwidth peak reached by kernels without matmuls (elementwise, copies, gathers,
     scatters, reductions), whose operands in this model are often broadcast or strided (torch's

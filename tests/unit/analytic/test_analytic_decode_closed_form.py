@@ -9,7 +9,8 @@ import pytest
 from llm_perf_opt.analytic.base import ADDITIVE, Swept
 from llm_perf_opt.analytic.decoder import DecoderStack
 from llm_perf_opt.analytic.deepseek_ocr import DecodeStage, build_stages, decode_steps
-from llm_perf_opt.analytic.roofline import Roofline, RooflineParams, _sum_max_affine
+from llm_perf_opt.analytic.roofline import Roofline, RooflineParams
+from llm_perf_opt.analytic.series import sum_max_affine
 from llm_perf_opt.hardware.table import HARDWARE_TABLE
 from llm_perf_opt.specs.model_spec import DEEPSEEK_OCR, TINY
 from llm_perf_opt.specs.workload import WORKLOAD_PROFILES
@@ -102,7 +103,7 @@ def test_sum_max_affine_matches_brute_force() -> None:
                 brute_c += c
             else:
                 brute_m += m
-        got_c, got_m = _sum_max_affine(c0, c1, m0, m1, n)
+        got_c, got_m = sum_max_affine(c0, c1, m0, m1, n)
         assert got_c + got_m == pytest.approx(brute_c + brute_m, rel=1e-9)
 
 
